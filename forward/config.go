@@ -1,6 +1,9 @@
 package forward
 
 import (
+	"maps"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/clusterdns/clusterdns/resolver"
@@ -54,8 +57,8 @@ func Default() Config {
 	}
 }
 
-// Validate checks the shape of every field; it does not read resolv.conf
-// files (Resolve does).
+// Validate checks the shape of every field, including IP upstream entries
+// and zone names; it does not read resolv.conf files (New does).
 func (c Config) Validate() error {
 	if len(c.Upstreams) == 0 {
 		return resolver.FieldErrorf("upstreams", "at least one upstream is required")
@@ -76,6 +79,41 @@ func (c Config) Validate() error {
 		return resolver.FieldErrorf("timeout", "must be positive")
 	case c.Expire <= 0:
 		return resolver.FieldErrorf("expire", "must be positive")
+	}
+	if err := checkLiterals(c.Upstreams); err != nil {
+		return resolver.Prefix("upstreams", err)
+	}
+	seen := make(map[string]string, len(c.Zones))
+	for _, key := range slices.Sorted(maps.Keys(c.Zones)) {
+		field := "zones." + key
+		z, err := normalizeZone(key)
+		if err != nil {
+			return resolver.FieldErrorf(field, "%w", err)
+		}
+		if other, dup := seen[z]; dup {
+			return resolver.FieldErrorf(field, "same zone as %q", other)
+		}
+		seen[z] = key
+		if len(c.Zones[key]) == 0 {
+			return resolver.FieldErrorf(field, "at least one upstream is required")
+		}
+		if err := checkLiterals(c.Zones[key]); err != nil {
+			return resolver.Prefix(field, err)
+		}
+	}
+	return nil
+}
+
+// checkLiterals parses the IP entries of an upstream list; resolv.conf paths
+// are read by New, not here.
+func checkLiterals(list []string) error {
+	for i, s := range list {
+		if isPath(s) {
+			continue
+		}
+		if _, err := parseAddrPort(s); err != nil {
+			return &resolver.FieldError{Field: "[" + strconv.Itoa(i) + "]", Err: err}
+		}
 	}
 	return nil
 }
