@@ -1,0 +1,91 @@
+package frontend
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// queryCtx is the context handed to the chain. It lives inside the query (no
+// allocation) and creates its Done channel and timer only when a stage asks
+// for Done: the cache-hit and cluster-answer paths never do, while
+// context.WithTimeout would cost three allocations on every query.
+//
+// Err and Done agree: Err turns non-nil exactly when Done is (or would be)
+// closed, whether the deadline is noticed by the timer or by Err itself.
+type queryCtx struct {
+	parent   context.Context // for Value; never nil
+	deadline time.Time
+
+	mu    sync.Mutex    // guards following
+	done  chan struct{} // nil until Done is called
+	timer *time.Timer   // fires at deadline once done exists
+	err   error         // nil while running
+}
+
+func (c *queryCtx) init(parent context.Context, deadline time.Time) {
+	c.parent = parent
+	c.deadline = deadline
+}
+
+// Deadline implements context.Context.
+func (c *queryCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Value implements context.Context.
+func (c *queryCtx) Value(key any) any { return c.parent.Value(key) }
+
+// Done implements context.Context.
+func (c *queryCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		switch d := time.Until(c.deadline); {
+		case c.err != nil:
+			close(c.done)
+		case d <= 0:
+			c.endLocked(context.DeadlineExceeded)
+		default:
+			c.timer = time.AfterFunc(d, c.expire)
+		}
+	}
+	return c.done
+}
+
+// Err implements context.Context.
+func (c *queryCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil && !time.Now().Before(c.deadline) {
+		c.endLocked(context.DeadlineExceeded)
+	}
+	return c.err
+}
+
+func (c *queryCtx) expire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.endLocked(context.DeadlineExceeded)
+	}
+}
+
+// cancel ends the context when the query is finished, so contexts derived
+// from it (and their goroutines) end too.
+func (c *queryCtx) cancel() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.endLocked(context.Canceled)
+	}
+}
+
+func (c *queryCtx) endLocked(err error) {
+	c.err = err
+	if c.done != nil {
+		close(c.done)
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+}

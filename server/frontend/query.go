@@ -1,0 +1,270 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/clusterdns/clusterdns/resolver"
+)
+
+// ErrLateWrite is returned by WriteMsg once the handler has returned: the
+// ResponseWriter is only valid during ServeDNS.
+var ErrLateWrite = errors.New("frontend: write after the handler returned")
+
+var errPanic = errors.New("panic in handler")
+
+// transport is where a query came from and its replies go.
+type transport interface {
+	// send writes one packed reply; frame[:2] is free room for the TCP
+	// length prefix and frame[2:] is the message.
+	send(q *query, frame []byte) error
+	localAddr() net.Addr
+	// finished is called once per query, when it is over.
+	finished(q *query)
+}
+
+// query is one received query: the parsed request, its client, the context
+// and the dns.ResponseWriter handed to the chain, in a single allocation.
+// It is never reused, so a stage that keeps r after returning is safe.
+type query struct {
+	f        *Frontend
+	tr       transport
+	raddr    net.Addr       // *net.UDPAddr (&uaddr) or *net.TCPAddr
+	peer     netip.AddrPort // UDP client
+	dst      netip.Addr     // UDP: the address the query was sent to, when known
+	ifindex  uint32
+	uaddr    net.UDPAddr
+	ip       [16]byte
+	proto    int  // protoUDP or protoTCP
+	family   int  // 0 IPv4, 1 IPv6
+	admitted bool // holds an in-flight slot
+	start    time.Time
+	ctx      queryCtx
+
+	req    dns.Msg
+	reqQ   [1]dns.Question
+	reqX   [1]dns.RR
+	reqOpt dns.OPT
+	edns   *dns.OPT // the client's OPT record; nil without EDNS
+	nOpt   int      // OPT records in the request
+
+	mu      sync.Mutex // guards following; held while packing and sending
+	written bool
+	done    bool // the handler returned: later writes are refused
+	rcode   int  // of the first reply written
+	out     dns.Msg
+	outX    [4]dns.RR
+	opt     dns.OPT
+	oob     [oobSize]byte
+}
+
+// process runs in the reader goroutine: it parses, answers what never reaches
+// the chain, and hands the rest to a worker.
+func (f *Frontend) process(q *query, pkt []byte, base context.Context) {
+	if !q.prepare(pkt, base) {
+		q.end()
+	}
+}
+
+// prepare reports whether q went to a worker; otherwise it has been answered
+// (or a panic in our own code, counted and logged, left it unanswered).
+func (q *query) prepare(pkt []byte, base context.Context) (dispatched bool) {
+	f := q.f
+	defer func() {
+		if p := recover(); p != nil {
+			f.panicked(q, p)
+			dispatched = false
+		}
+	}()
+	q.start = time.Now()
+	if !q.parse(pkt) {
+		f.m.malformed.Inc()
+		q.formErrHeader(pkt)
+		return false
+	}
+	var qtype uint16
+	if len(q.req.Question) == 1 {
+		qtype = q.req.Question[0].Qtype
+	}
+	f.m.request(q.proto, q.family, qtype)
+	switch rc := q.check(); {
+	case !q.admitted:
+		q.reply(dns.RcodeRefused)
+	case rc >= 0:
+		q.reply(rc)
+	case qtype == dns.TypeANY:
+		q.replyANY()
+	default:
+		q.ctx.init(base, q.start.Add(f.cfg.QueryTimeout))
+		f.dispatch(q)
+		return true
+	}
+	return false
+}
+
+// check returns the rcode for a query the chain must not see, or -1.
+func (q *query) check() int {
+	r := &q.req
+	switch {
+	case r.Opcode != dns.OpcodeQuery:
+		return dns.RcodeNotImplemented
+	case len(r.Question) != 1:
+		return dns.RcodeFormatError
+	case q.nOpt > 1 || (q.edns != nil && q.edns.Hdr.Name != "."):
+		return dns.RcodeFormatError // RFC 6891 6.1.1
+	case q.edns != nil && q.edns.Version() != 0:
+		return dns.RcodeBadVers
+	case r.Question[0].Qclass != dns.ClassINET:
+		return dns.RcodeRefused
+	}
+	switch r.Question[0].Qtype {
+	case dns.TypeAXFR, dns.TypeIXFR:
+		if q.proto == protoUDP {
+			return dns.RcodeRefused
+		}
+	}
+	return -1
+}
+
+func (q *query) serve() {
+	defer q.end()
+	defer func() {
+		// Only our own code runs here; still, never crash the process.
+		if p := recover(); p != nil {
+			q.f.panicked(q, p)
+		}
+	}()
+	h := q.f.handler.Load().h
+	rcode, err := q.call(h)
+	q.conclude(h, rcode, err)
+}
+
+func (q *query) call(h resolver.Handler) (rcode int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			q.f.panicked(q, p)
+			rcode, err = dns.RcodeServerFailure, errPanic
+		}
+	}()
+	return h.ServeDNS(&q.ctx, q, &q.req)
+}
+
+// conclude writes the reply the handler left to us and closes the writer.
+func (q *query) conclude(h resolver.Handler, rcode int, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.written {
+		if resolver.ClientWrote(rcode) {
+			q.f.log.Error("frontend: stage returned a written rcode but wrote nothing; answering SERVFAIL",
+				"handler", h.Name(), "rcode", dns.RcodeToString[rcode], "name", q.qname())
+			rcode = dns.RcodeServerFailure
+		}
+		q.replyLocked(rcode)
+	}
+	q.done = true
+	if err != nil && err != errPanic && q.f.log.Enabled(context.Background(), slog.LevelDebug) {
+		q.f.log.Debug("frontend: query failed", "handler", h.Name(), "name", q.req.Question[0].Name,
+			"type", dns.TypeToString[q.req.Question[0].Qtype], "err", err)
+	}
+}
+
+func (f *Frontend) panicked(q *query, p any) {
+	f.m.panics.Inc()
+	var name string
+	if len(q.req.Question) > 0 {
+		name = q.req.Question[0].Name
+	}
+	f.log.Error("frontend: panic answering query", "panic", fmt.Sprint(p), "name", name, "stack", string(debug.Stack()))
+}
+
+// end accounts for a finished query and gives back what it held.
+func (q *query) end() {
+	f := q.f
+	q.ctx.cancel()
+	q.mu.Lock()
+	written, rcode := q.written, q.rcode
+	q.done = true
+	q.mu.Unlock()
+	if written {
+		f.m.response(rcode)
+	}
+	d := time.Since(q.start)
+	f.m.duration.Observe(d.Seconds())
+	if f.cfg.LogQueries {
+		q.log(written, rcode, d)
+	}
+	q.tr.finished(q)
+	if q.admitted {
+		f.release()
+	}
+}
+
+func (q *query) log(written bool, rcode int, d time.Duration) {
+	name, qtype := "", ""
+	if len(q.req.Question) > 0 {
+		name, qtype = q.req.Question[0].Name, dns.TypeToString[q.req.Question[0].Qtype]
+	}
+	rc := "none"
+	if written {
+		rc = dns.RcodeToString[rcode]
+	}
+	q.f.log.LogAttrs(context.Background(), slog.LevelInfo, "query",
+		slog.String("client", q.raddr.String()), slog.String("proto", protoNames[q.proto]),
+		slog.String("name", name), slog.String("type", qtype), slog.String("rcode", rc),
+		slog.Duration("duration", d))
+}
+
+// LocalAddr implements dns.ResponseWriter.
+func (q *query) LocalAddr() net.Addr { return q.tr.localAddr() }
+
+// RemoteAddr implements dns.ResponseWriter: a *net.UDPAddr or *net.TCPAddr.
+func (q *query) RemoteAddr() net.Addr { return q.raddr }
+
+// WriteMsg implements dns.ResponseWriter. Over UDP only the first reply is
+// sent; over TCP each is (AXFR streams several).
+func (q *query) WriteMsg(m *dns.Msg) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.done {
+		return ErrLateWrite
+	}
+	if q.written && q.proto == protoUDP {
+		return nil
+	}
+	return q.writeLocked(m)
+}
+
+// Write implements dns.ResponseWriter; b is unpacked so the reply gets the
+// same treatment as one given to WriteMsg.
+func (q *query) Write(b []byte) (int, error) {
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		return 0, fmt.Errorf("frontend: write: %w", err)
+	}
+	if err := q.WriteMsg(m); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Close implements dns.ResponseWriter; the front end owns the connection,
+// so it does nothing.
+func (q *query) Close() error { return nil }
+
+// TsigStatus implements dns.ResponseWriter; TSIG is not supported.
+func (q *query) TsigStatus() error { return nil }
+
+// TsigTimersOnly implements dns.ResponseWriter.
+func (q *query) TsigTimersOnly(bool) {}
+
+// Hijack implements dns.ResponseWriter; the connection cannot be taken over.
+func (q *query) Hijack() {}

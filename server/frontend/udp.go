@@ -1,0 +1,97 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// udpReadSize bounds a query; a larger datagram is cut by the kernel
+// (MSG_TRUNC) and dropped. No legitimate QUERY comes near it.
+const udpReadSize = 4096
+
+// udpSocket is one SO_REUSEPORT socket and its reader.
+type udpSocket struct {
+	f       *Frontend
+	c       *net.UDPConn
+	laddr   net.Addr
+	pktinfo bool            // wildcard bind: reply from the query's destination
+	base    context.Context // parent of query contexts, for values only
+}
+
+// readLoop reads with one buffer, parses in place, and hands each admitted
+// query that needs the chain to a goroutine of its own.
+func (s *udpSocket) readLoop() {
+	f := s.f
+	defer f.readers.Done()
+	buf := make([]byte, udpReadSize)
+	var oob []byte
+	if s.pktinfo {
+		oob = make([]byte, oobSize)
+	}
+	var backoff time.Duration
+	for {
+		n, oobn, flags, peer, err := s.c.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			if f.stopping.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
+			f.log.Warn("frontend: udp read", "addr", s.laddr, "err", err)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if n < headerLen || flags&msgTrunc != 0 || buf[2]&0x80 != 0 {
+			f.m.malformed.Inc() // short, cut, or a response: never answered
+			continue
+		}
+		if !f.admit() {
+			f.m.shed[protoUDP].Inc()
+			continue
+		}
+		q := &query{f: f, tr: s, proto: protoUDP, admitted: true}
+		q.setPeer(peer)
+		if s.pktinfo {
+			q.dst, q.ifindex, _ = parseDst(oob[:oobn])
+		}
+		f.process(q, buf[:n], s.base)
+	}
+}
+
+// setPeer records the client as both an AddrPort (for sending) and a
+// *net.UDPAddr inside q (for RemoteAddr, without allocating).
+func (q *query) setPeer(peer netip.AddrPort) {
+	q.peer = peer
+	a := peer.Addr()
+	if a.Is4() {
+		b := a.As4()
+		q.uaddr.IP = q.ip[:copy(q.ip[:], b[:])]
+	} else {
+		q.ip = a.As16()
+		q.uaddr.IP = q.ip[:]
+		q.uaddr.Zone = a.Zone()
+		if !a.Is4In6() {
+			q.family = 1
+		}
+	}
+	q.uaddr.Port = int(peer.Port())
+	q.raddr = &q.uaddr
+}
+
+func (s *udpSocket) send(q *query, frame []byte) error {
+	if q.dst.IsValid() {
+		if n := buildSrc(q.oob[:], q.dst, q.ifindex); n > 0 {
+			_, _, err := s.c.WriteMsgUDPAddrPort(frame[2:], q.oob[:n], q.peer)
+			return err
+		}
+	}
+	_, err := s.c.WriteToUDPAddrPort(frame[2:], q.peer)
+	return err
+}
+
+func (s *udpSocket) localAddr() net.Addr { return s.laddr }
+
+func (s *udpSocket) finished(*query) {}
