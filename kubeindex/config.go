@@ -1,7 +1,13 @@
 package kubeindex
 
 import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/clusterdns/clusterdns/resolver"
 )
@@ -72,7 +78,8 @@ func Default() Config {
 	}
 }
 
-// Validate reports the first invalid field.
+// Validate reports the first invalid field as a *resolver.FieldError whose
+// Field is the key path below the kubernetes section ("reverseZones[1]").
 func (c Config) Validate() error {
 	switch {
 	case c.Zone == "":
@@ -91,5 +98,140 @@ func (c Config) Validate() error {
 	default:
 		return resolver.FieldErrorf("pods", "must be disabled, insecure or verified, got %q", c.Pods)
 	}
-	return nil
+	_, err := c.settings()
+	return err
+}
+
+// settings is the configuration in the form the handler uses per query:
+// names lower case and fully qualified, CIDRs parsed, owner names of the
+// fixed records built once. It is immutable after settings() returns.
+type settings struct {
+	zone        string // cluster zone, e.g. "cluster.local."
+	ttl         uint32
+	soaTTL      uint32 // min(ttl, 300): TTL of the SOA record itself
+	mname       string // "ns.dns.<zone>"
+	rname       string // "hostmaster.<zone>"
+	pods        string
+	ignoreEmpty bool
+	nsService   string // service part of NSName
+	nsNamespace string
+	nsTarget    string // "<service>.<namespace>.svc.<zone>"
+	reverse     []reverseZone
+	allow       []netip.Prefix
+	fallZones   []string // lower-case FQDNs; "." covers everything
+	version     []string // TXT of dns-version (R1), shared by every reply
+}
+
+// reverseZone is one configured reverse zone. Name is the zone answered for
+// (a CIDR rounded down to an octet or nibble boundary); Prefix limits which
+// addresses inside it are ours.
+type reverseZone struct {
+	name   string
+	prefix netip.Prefix
+}
+
+// settings validates the fields Validate leaves to it and returns their
+// normalized form.
+func (c Config) settings() (settings, error) {
+	s := settings{
+		zone:        strings.ToLower(dns.Fqdn(c.Zone)),
+		ttl:         uint32(max(c.TTL, 0)),
+		pods:        c.Pods,
+		ignoreEmpty: c.IgnoreEmptyService,
+		version:     []string{"1.1.0"},
+	}
+	if !isZoneName(s.zone) || s.zone == "." {
+		return s, resolver.FieldErrorf("zone", "%q is not a valid domain name", c.Zone)
+	}
+	s.soaTTL = min(s.ttl, 300)
+	s.mname = "ns.dns." + s.zone
+	s.rname = "hostmaster." + s.zone
+	svc, ns, ok := strings.Cut(strings.ToLower(c.NSName), ".")
+	if !ok || !isLabel(svc) || !isLabel(ns) {
+		return s, resolver.FieldErrorf("nsName", "must be \"service.namespace\" with two DNS labels, got %q", c.NSName)
+	}
+	s.nsService, s.nsNamespace = svc, ns
+	s.nsTarget = svc + "." + ns + ".svc." + s.zone
+	for i, z := range c.ReverseZones {
+		rz, err := parseReverseZone(z)
+		if err != nil {
+			return s, resolver.FieldErrorf(fmt.Sprintf("reverseZones[%d]", i), "%w", err)
+		}
+		s.reverse = append(s.reverse, rz)
+	}
+	for i, a := range c.Transfer.Allow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return s, resolver.FieldErrorf(fmt.Sprintf("transfer.allow[%d]", i), "must be a CIDR: %w", err)
+		}
+		s.allow = append(s.allow, p.Masked())
+	}
+	for i, n := range c.Namespaces {
+		if !isLabel(n) || strings.ToLower(n) != n {
+			return s, resolver.FieldErrorf(fmt.Sprintf("namespaces[%d]", i), "%q is not a lower-case DNS label", n)
+		}
+	}
+	for i, z := range c.Fallthrough {
+		f := strings.ToLower(dns.Fqdn(z))
+		if !isZoneName(f) {
+			return s, resolver.FieldErrorf(fmt.Sprintf("fallthrough[%d]", i), "%q is not a valid zone name", z)
+		}
+		s.fallZones = append(s.fallZones, f)
+	}
+	return s, nil
+}
+
+// zones lists the lower-case FQDNs answered: the cluster zone first, then
+// the reverse zones, without duplicates.
+func (s *settings) zones() []string {
+	out := []string{s.zone}
+	for _, rz := range s.reverse {
+		if !slices.Contains(out, rz.name) {
+			out = append(out, rz.name)
+		}
+	}
+	return out
+}
+
+// fallsThrough reports whether an NXDOMAIN for name (lower case) is passed
+// on instead of answered.
+func (s *settings) fallsThrough(name string) bool {
+	for _, z := range s.fallZones {
+		if inZone(name, z) {
+			return true
+		}
+	}
+	return false
+}
+
+// isLabel reports whether l is an RFC 1123 label: 1-63 letters, digits and
+// inner hyphens.
+func isLabel(l string) bool {
+	if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// isZoneName reports whether z (fully qualified) is "." or a name of
+// hostname-like labels; underscores are allowed for service zones.
+func isZoneName(z string) bool {
+	if z == "." {
+		return true
+	}
+	if _, ok := dns.IsDomainName(z); !ok || len(z) > 254 {
+		return false
+	}
+	for l := range strings.SplitSeq(strings.TrimSuffix(z, "."), ".") {
+		if l == "" || !isLabel(strings.ReplaceAll(l, "_", "a")) {
+			return false
+		}
+	}
+	return true
 }
