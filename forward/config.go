@@ -35,6 +35,9 @@ type Config struct {
 	Expire time.Duration `yaml:"expire"`
 	// ForceTCP sends every upstream query over TCP.
 	ForceTCP bool `yaml:"forceTCP"`
+	// LoopCheck is the interval of forwarding-loop probes (see CheckLoops);
+	// 0 turns loop detection off.
+	LoopCheck time.Duration `yaml:"loopCheck"`
 }
 
 // Policies accepted in Config.Policy.
@@ -54,6 +57,7 @@ func Default() Config {
 		HealthCheck:   500 * time.Millisecond,
 		Timeout:       2 * time.Second,
 		Expire:        10 * time.Second,
+		LoopCheck:     30 * time.Second,
 	}
 }
 
@@ -79,6 +83,8 @@ func (c Config) Validate() error {
 		return resolver.FieldErrorf("timeout", "must be positive")
 	case c.Expire <= 0:
 		return resolver.FieldErrorf("expire", "must be positive")
+	case c.LoopCheck < 0:
+		return resolver.FieldErrorf("loopCheck", "must not be negative (0 turns loop detection off)")
 	}
 	if err := checkLiterals(c.Upstreams); err != nil {
 		return resolver.Prefix("upstreams", err)

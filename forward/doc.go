@@ -7,7 +7,9 @@
 // its ID, QR bit and question match (anything else is dropped and counted);
 // an upstream that keeps failing is marked down and skipped until a
 // background probe sees it answer, so a dead server does not add its timeout
-// to every query. The stage never writes error replies: on failure it
+// to every query. Loop probes find upstreams that forward back to us (see
+// CheckLoops); those are not used, so a loop cannot amplify, and Ready
+// reports them. The stage never writes error replies: on failure it
 // returns SERVFAIL (or REFUSED past Config.MaxConcurrent) for the front end
 // to write.
 package forward

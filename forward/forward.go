@@ -56,6 +56,7 @@ type Forward struct {
 	zones map[string]*group // lower-case FQDN zone -> group; nil without stub domains
 	all   []*upstream       // every distinct upstream, default ones first
 	now   func() time.Time  // pooled-socket clock; tests replace it
+	loops *loops            // never nil
 
 	inflight atomic.Int64
 
@@ -65,8 +66,11 @@ type Forward struct {
 	wg      sync.WaitGroup // probers and janitor
 }
 
-var _ resolver.Handler = (*Forward)(nil)
-var _ resolver.Runner = (*Forward)(nil)
+var (
+	_ resolver.Handler = (*Forward)(nil)
+	_ resolver.Runner  = (*Forward)(nil)
+	_ resolver.Readier = (*Forward)(nil)
+)
 
 // New validates cfg, reads any resolv.conf files it names and returns a
 // Forward ready to serve; Start runs its health probes.
@@ -74,7 +78,7 @@ func New(cfg Config, opts Options) (*Forward, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	f := &Forward{cfg: cfg, log: opts.Logger, m: opts.Metrics, now: time.Now}
+	f := &Forward{cfg: cfg, log: opts.Logger, m: opts.Metrics, now: time.Now, loops: newLoops()}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -131,10 +135,14 @@ func (f *Forward) Upstreams() []netip.AddrPort {
 
 // ServeDNS implements resolver.Handler. It writes the first usable upstream
 // reply as received (client's ID restored) or writes nothing and returns
-// SERVFAIL, or REFUSED when over MaxConcurrent.
+// SERVFAIL, or REFUSED when over MaxConcurrent. One of our own loop probes
+// arriving here is SERVFAIL at once: it came around a forwarding loop.
 func (f *Forward) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if len(r.Question) != 1 {
 		return dns.RcodeFormatError, fmt.Errorf("forward: %w", ErrQuestion)
+	}
+	if isLoopName(r.Question[0].Name) && f.looped(r.Question[0].Name) {
+		return dns.RcodeServerFailure, fmt.Errorf("forward %s: our loop probe came back: %w", r.Question[0].Name, ErrLoop)
 	}
 	if f.inflight.Add(1) > int64(f.cfg.MaxConcurrent) {
 		f.inflight.Add(-1)
@@ -159,16 +167,20 @@ func (f *Forward) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	return reply.Rcode, nil
 }
 
-// resolve tries the upstreams in order, skipping down ones, until one gives
-// a usable reply. Another pass is made only after network failures and
-// while the query's deadline allows.
+// resolve tries the upstreams in order, skipping down and looping ones,
+// until one gives a usable reply. Another pass is made only after network
+// failures and while the query's deadline allows.
 func (f *Forward) resolve(ctx context.Context, list []*upstream, q *query) (*dns.Msg, error) {
 	var lastErr error
 	attempts := 0
 	_, hasDeadline := ctx.Deadline()
 	for round := 0; round < maxRounds; round++ {
-		tried, netFails := 0, 0
+		tried, netFails, looping := 0, 0, 0
 		for _, u := range list {
+			if u.looping.Load() {
+				looping++ // sending would only feed the loop
+				continue
+			}
 			if u.down.Load() {
 				continue
 			}
@@ -199,6 +211,9 @@ func (f *Forward) resolve(ctx context.Context, list []*upstream, q *query) (*dns
 			return m, nil
 		}
 		if tried == 0 && lastErr == nil {
+			if looping > 0 {
+				return nil, ErrLoop
+			}
 			return nil, ErrNoHealthy
 		}
 		if tried == 0 || netFails == 0 || !hasDeadline {
@@ -237,8 +252,9 @@ func (f *Forward) deadline(ctx context.Context, now time.Time) time.Time {
 	return d
 }
 
-// Start runs the health probers and the idle-socket janitor. It is
-// idempotent; the goroutines live until Stop, not until ctx ends.
+// Start runs the health probers, the idle-socket janitor and the loop
+// prober, whose first round starts at once. It is idempotent; the goroutines
+// live until Stop, not until ctx ends.
 func (f *Forward) Start(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -255,6 +271,10 @@ func (f *Forward) Start(ctx context.Context) error {
 		go f.prober(run, u)
 	}
 	go f.janitor(run)
+	if f.cfg.LoopCheck > 0 {
+		f.wg.Add(1)
+		go f.loopProber(run)
+	}
 	return nil
 }
 

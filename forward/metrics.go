@@ -18,6 +18,7 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec // upstream
 	hcFailures   *prometheus.CounterVec   // upstream
 	healthy      *prometheus.GaugeVec     // upstream
+	looping      *prometheus.GaugeVec     // upstream
 	mismatched   *prometheus.CounterVec   // upstream
 	rejects      prometheus.Counter
 	tcpFallbacks prometheus.Counter
@@ -43,6 +44,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Health probes of a down upstream that got no answer.")), []string{"upstream"}),
 		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("upstream_healthy",
 			"1 while the upstream is used, 0 while it is marked down.")), []string{"upstream"}),
+		looping: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("upstream_looping",
+			"1 while queries sent to the upstream come back to us (a forwarding loop): it is not used and /ready fails.")), []string{"upstream"}),
 		mismatched: prometheus.NewCounterVec(prometheus.CounterOpts(opts("mismatched_replies_total",
 			"Upstream packets dropped because their ID, QR bit or question did not match the query.")), []string{"upstream"}),
 		rejects: prometheus.NewCounter(prometheus.CounterOpts(opts("max_concurrent_rejects_total",
@@ -52,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.responses, m.duration, m.hcFailures, m.healthy,
-			m.mismatched, m.rejects, m.tcpFallbacks)
+			m.looping, m.mismatched, m.rejects, m.tcpFallbacks)
 	}
 	return m
 }

@@ -41,38 +41,42 @@ type upstream struct {
 	label   string       // addr.String(): metric label and TCP dial address
 	udpAddr *net.UDPAddr // never nil
 
-	fails atomic.Uint32 // consecutive failures
-	down  atomic.Bool
-	wake  chan struct{} // buffered 1: tells the prober the upstream went down
+	fails   atomic.Uint32 // consecutive failures
+	down    atomic.Bool
+	looping atomic.Bool   // a loop probe sent to it came back to us: not used
+	wake    chan struct{} // buffered 1: tells the prober the upstream went down
 
 	mu     sync.Mutex // guards following
 	idle   [2][]*conn // free lists: [0] UDP, [1] TCP; most recently used last
 	closed bool       // Stop ran: returned sockets are closed
 
-	requests   prometheus.Counter
-	mismatched prometheus.Counter
-	hcFailures prometheus.Counter
-	duration   prometheus.Observer
-	healthy    prometheus.Gauge
-	responses  *prometheus.CounterVec
-	rcodes     [24]atomic.Pointer[prometheus.Counter] // responses children, resolved on first use
+	requests     prometheus.Counter
+	mismatched   prometheus.Counter
+	hcFailures   prometheus.Counter
+	duration     prometheus.Observer
+	healthy      prometheus.Gauge
+	loopingGauge prometheus.Gauge
+	responses    *prometheus.CounterVec
+	rcodes       [24]atomic.Pointer[prometheus.Counter] // responses children, resolved on first use
 }
 
 func newUpstream(ap netip.AddrPort, m *Metrics) *upstream {
 	label := ap.String()
 	u := &upstream{
-		addr:       ap,
-		label:      label,
-		udpAddr:    net.UDPAddrFromAddrPort(ap),
-		wake:       make(chan struct{}, 1),
-		requests:   m.requests.WithLabelValues(label),
-		mismatched: m.mismatched.WithLabelValues(label),
-		hcFailures: m.hcFailures.WithLabelValues(label),
-		duration:   m.duration.WithLabelValues(label),
-		healthy:    m.healthy.WithLabelValues(label),
-		responses:  m.responses,
+		addr:         ap,
+		label:        label,
+		udpAddr:      net.UDPAddrFromAddrPort(ap),
+		wake:         make(chan struct{}, 1),
+		requests:     m.requests.WithLabelValues(label),
+		mismatched:   m.mismatched.WithLabelValues(label),
+		hcFailures:   m.hcFailures.WithLabelValues(label),
+		duration:     m.duration.WithLabelValues(label),
+		healthy:      m.healthy.WithLabelValues(label),
+		loopingGauge: m.looping.WithLabelValues(label),
+		responses:    m.responses,
 	}
 	u.healthy.Set(1)
+	u.loopingGauge.Set(0)
 	return u
 }
 

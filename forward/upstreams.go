@@ -3,6 +3,7 @@ package forward
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -111,7 +112,7 @@ func readResolvConf(path string) ([]netip.AddrPort, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(p)
+	data, err := readSmallFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("read resolv.conf: %w", err)
 	}
@@ -143,6 +144,36 @@ func readResolvConf(path string) ([]netip.AddrPort, error) {
 		return nil, fmt.Errorf("%w in %s", ErrNoNameservers, path)
 	}
 	return out, nil
+}
+
+// maxResolvConf bounds what is read of a resolv.conf file; real ones are a
+// few hundred bytes.
+const maxResolvConf = 64 << 10
+
+// readSmallFile reads a regular file of at most maxResolvConf bytes. A
+// device, FIFO or directory named by mistake would block or never end
+// (/dev/zero, /dev/stdin): those are refused before opening.
+func readSmallFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrBadUpstream, path)
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, maxResolvConf+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxResolvConf {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrBadUpstream, path, maxResolvConf)
+	}
+	return data, nil
 }
 
 func expandHome(path string) (string, error) {

@@ -39,6 +39,7 @@ nameserver 192.0.2.10
 	badNS := writeFile(t, dir, "bad.conf", "nameserver 192.0.2.1\nnameserver dns.example.org\n")
 	noAddr := writeFile(t, dir, "noaddr.conf", "nameserver\n")
 	writeFile(t, dir, "home.conf", "nameserver 192.0.2.99\n")
+	huge := writeFile(t, dir, "huge.conf", "nameserver 192.0.2.1\n"+strings.Repeat("#", maxResolvConf))
 
 	ap := netip.MustParseAddrPort
 	for _, tc := range []struct {
@@ -73,6 +74,10 @@ nameserver 192.0.2.10
 		{name: "bad nameserver", in: []string{badNS}, field: "[0]", sentry: ErrBadUpstream, errText: badNS + " line 2"},
 		{name: "nameserver no address", in: []string{noAddr}, field: "[0]", sentry: ErrBadUpstream, errText: "line 1"},
 		{name: "other user home", in: []string{"~root/resolv.conf"}, field: "[0]", sentry: ErrBadUpstream},
+		// never read: they would block or not end
+		{name: "directory", in: []string{dir}, field: "[0]", sentry: ErrBadUpstream, errText: "not a regular file"},
+		{name: "device", in: []string{"/dev/zero"}, field: "[0]", sentry: ErrBadUpstream, errText: "not a regular file"},
+		{name: "too large", in: []string{huge}, field: "[0]", sentry: ErrBadUpstream, errText: "larger than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseUpstreams(tc.in)
@@ -108,6 +113,8 @@ func TestConfigValidate(t *testing.T) {
 		{"healthCheck", func(c *Config) { c.HealthCheck = 0 }, "healthCheck:"},
 		{"timeout", func(c *Config) { c.Timeout = -time.Second }, "timeout:"},
 		{"expire", func(c *Config) { c.Expire = 0 }, "expire:"},
+		{"loopCheck off", func(c *Config) { c.LoopCheck = 0 }, ""},
+		{"loopCheck", func(c *Config) { c.LoopCheck = -time.Second }, "loopCheck:"},
 		{"zone name", func(c *Config) { c.Zones = map[string][]string{"bad..zone": {"192.0.2.1"}} }, "zones.bad..zone:"},
 		{"empty zone name", func(c *Config) { c.Zones = map[string][]string{" ": {"192.0.2.1"}} }, "empty zone"},
 		{"zone duplicate", func(c *Config) {

@@ -130,22 +130,27 @@ func TestSRVWeight(t *testing.T) {
 	}
 }
 
-// FuzzNames: the parsers never panic and agree with their writers.
+// FuzzNames: the parsers never panic and agree with their writers, a
+// parsed cluster name spells the query name back, and the handler's reply
+// to any name is consistent: names outside its zones are passed on, a
+// negative answer in the zone carries the zone's SOA, and every answer
+// record is owned by the query name or by a CNAME target before it.
 func FuzzNames(f *testing.F) {
 	for _, s := range []string{"web.default.svc.cluster.local.", "_a._tcp.s.n.svc.cluster.local.", "10-1-2-3", "fd00--1", "10.0.96.10.in-addr.arpa.", "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa."} {
 		f.Add(s)
 	}
+	const zone = "cluster.local."
 	hs := newHarness(f, handlerConfig(), fixture())
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, qtype := range []uint16{dns.TypeA, dns.TypeSRV, dns.TypePTR} {
 			q := resolvertest.Query(s, qtype)
 			if _, err := q.Copy().Pack(); err == nil { // a name that can arrive on the wire
-				_, _ = hs.query(t, q)
+				checkReply(t, q, zone, hs)
 			}
 		}
 		s = strings.ToLower(s)
-		if inZone(s, "cluster.local.") {
-			_ = parseClusterName(s, "cluster.local.")
+		if inZone(s, zone) {
+			checkClusterName(t, s, zone)
 		}
 		if a, ok := parseDashed(s); ok && string(appendDashed(nil, a)) != s {
 			t.Errorf("parseDashed(%q) = %s, which writes as %s", s, a, appendDashed(nil, a))
@@ -156,4 +161,81 @@ func FuzzNames(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkClusterName parses name (lower case, in zone) and spells it back
+// from the parts.
+func checkClusterName(t *testing.T, name, zone string) {
+	c := parseClusterName(name, zone)
+	for _, part := range []string{c.ns, c.svc, c.ep, c.port, c.proto} {
+		if strings.Contains(part, ".") {
+			t.Fatalf("parseClusterName(%q) = %+v: a part holds a dot", name, c)
+		}
+	}
+	svcName := c.svc + "." + c.ns + ".svc." + zone
+	var back string
+	switch c.kind {
+	case nameNone:
+		return
+	case nameApex:
+		back = zone
+	case nameVersion:
+		back = "dns-version." + zone
+	case nameSvcRoot:
+		back = "svc." + zone
+	case namePodRoot:
+		back = "pod." + zone
+	case nameNamespace:
+		back = c.ns + ".svc." + zone
+	case nameService:
+		back = svcName
+	case nameEndpoint:
+		back = c.ep + "." + svcName
+	case nameProto:
+		back = "_" + c.proto + "." + svcName
+	case namePort:
+		back = "_" + c.port + "._" + c.proto + "." + svcName
+	case namePodNamespace:
+		back = c.ns + ".pod." + zone
+	case namePod:
+		back = c.ep + "." + c.ns + ".pod." + zone
+	}
+	if back != name {
+		t.Fatalf("parseClusterName(%q) = %+v, which spells %q", name, c, back)
+	}
+	if c.svc != "" && c.svcName != svcName {
+		t.Fatalf("parseClusterName(%q): svcName %q, want %q", name, c.svcName, svcName)
+	}
+}
+
+// checkReply asks hs and checks the reply's consistency (hs.query checks
+// its header and question).
+func checkReply(t *testing.T, q *dns.Msg, zone string, hs *harness) {
+	got, passed := hs.query(t, q)
+	name := strings.ToLower(dns.Fqdn(q.Question[0].Name))
+	inReverse := inZone(name, "in-addr.arpa.") || inZone(name, "ip6.arpa.")
+	if !inZone(name, zone) && !inReverse {
+		if !passed {
+			t.Fatalf("%s is outside our zones but was answered: %s", q.Question[0].Name, dns.RcodeToString[got.Rcode])
+		}
+		return
+	}
+	if passed && inReverse {
+		return // an address the index does not own: the next stage's answer
+	}
+	owners := map[string]bool{name: true}
+	for _, rr := range got.Answer {
+		owner := strings.ToLower(rr.Header().Name)
+		if !owners[owner] {
+			t.Fatalf("%s: answer %s is owned by neither the query name nor a CNAME target", q.Question[0].Name, rr)
+		}
+		if c, ok := rr.(*dns.CNAME); ok {
+			owners[strings.ToLower(c.Target)] = true
+		}
+	}
+	if inZone(name, zone) && len(got.Answer) == 0 && (got.Rcode == dns.RcodeNameError || got.Rcode == dns.RcodeSuccess) {
+		if len(got.Ns) != 1 || got.Ns[0].Header().Rrtype != dns.TypeSOA || got.Ns[0].Header().Name != zone {
+			t.Fatalf("%s: negative answer %s without the zone's SOA: %v", q.Question[0].Name, dns.RcodeToString[got.Rcode], got.Ns)
+		}
+	}
 }

@@ -20,16 +20,18 @@ import (
 
 // stub is an upstream DNS server on 127.0.0.1 answering from zone-file
 // records. Names it has no record for are NXDOMAIN with the SOA of soaZone;
-// while down it drops every query.
+// while down it drops every query. queries counts client queries; the
+// forward stage's loop probes are counted apart.
 type stub struct {
 	*resolvertest.Server
 	records []dns.RR
 	soa     dns.RR
 	queries atomic.Int64
+	probes  atomic.Int64
 	down    atomic.Bool
 }
 
-func startStub(t *testing.T, soaZone string, records ...string) *stub {
+func startStub(t testing.TB, soaZone string, records ...string) *stub {
 	t.Helper()
 	s := &stub{}
 	for _, r := range records {
@@ -52,8 +54,12 @@ func (s *stub) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if s.down.Load() {
 		return
 	}
-	s.queries.Add(1)
 	q := r.Question[0]
+	if dns.IsSubDomain(loopZone, q.Name) {
+		s.probes.Add(1)
+	} else {
+		s.queries.Add(1)
+	}
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Authoritative = true
@@ -75,6 +81,9 @@ func (s *stub) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	_ = w.WriteMsg(m)
 }
+
+// loopZone is where the forward stage's loop probes are.
+const loopZone = "clusterdns-loop-detect."
 
 // logBuffer collects log output safely across goroutines.
 type logBuffer struct {
@@ -103,13 +112,13 @@ var _ io.Writer = (*logBuffer)(nil)
 // testConfig is a config for tests: DNS and HTTP on 127.0.0.1 port 0 (one
 // shared HTTP listener), default upstream up, short lameduck. extra is
 // appended (YAML sections not given here).
-func testConfig(t *testing.T, up string, extra string) *Config {
+func testConfig(t testing.TB, up string, extra string) *Config {
 	t.Helper()
 	return testConfigHTTP(t, up, `{metrics: "127.0.0.1:0", health: "127.0.0.1:0", ready: "127.0.0.1:0"}`, extra)
 }
 
 // testConfigHTTP is testConfig with the given http section.
-func testConfigHTTP(t *testing.T, up, http, extra string) *Config {
+func testConfigHTTP(t testing.TB, up, http, extra string) *Config {
 	t.Helper()
 	var defaults []string // unless extra sets them
 	for _, d := range []string{"lameduck: 300ms", "limits: {queryTimeout: 2s}"} {
@@ -135,7 +144,7 @@ forward:
 }
 
 // startServer starts a server on cfg and shuts it down when the test ends.
-func startServer(t *testing.T, cfg *Config, opts Options) (*Server, *logBuffer) {
+func startServer(t testing.TB, cfg *Config, opts Options) (*Server, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
 	if opts.Logger == nil {
@@ -160,7 +169,7 @@ func startServer(t *testing.T, cfg *Config, opts Options) (*Server, *logBuffer) 
 	return s, logs
 }
 
-func dnsAddr(t *testing.T, s *Server) string {
+func dnsAddr(t testing.TB, s *Server) string {
 	t.Helper()
 	a := s.DNSAddrs()
 	if len(a) == 0 {

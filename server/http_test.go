@@ -31,7 +31,15 @@ func TestHTTPEndpoints(t *testing.T) {
 	}{
 		{"/health", 200, "OK\n"},
 		{"/ready", 200, "OK\n"},
+		// nothing else is served without http.debug
+		{"/", 404, ""},
 		{"/debug/pprof/", 404, ""},
+		{"/debug/pprof/heap", 404, ""},
+		{"/debug/pprof/cmdline", 404, ""},
+		{"/debug/vars", 404, ""},
+		{"/metrics/x", 404, ""},
+		{"/health/", 404, ""},
+		{"/readyz", 404, ""},
 		{"/nothing", 404, ""},
 	} {
 		code, body := httpGet(t, base+c.path)

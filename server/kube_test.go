@@ -1,9 +1,12 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -117,4 +121,63 @@ func TestKubernetesReload(t *testing.T) {
 	if n := f.up.queries.Load() - seen; n != 1 {
 		t.Errorf("stub saw %d more queries for www, want 1", n)
 	}
+}
+
+// TestHTTPUpWhileIndexSyncs: the HTTP endpoints start before the stages, so
+// during kubeindex's startup wait /health answers and /ready names what is
+// missing; DNS binds only once the stages have started.
+func TestHTTPUpWhileIndexSyncs(t *testing.T) {
+	up := startStub(t, "example.", "www.example. 300 IN A 192.0.2.1")
+	cs := fake.NewClientset(kubeObjects()...)
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open)
+	block := func(k8stesting.Action) (bool, runtime.Object, error) { <-release; return false, nil, nil }
+	cs.PrependReactor("list", "*", block)
+	cs.PrependWatchReactor("*", func(k8stesting.Action) (bool, watch.Interface, error) { <-release; return false, nil, nil })
+
+	logs := &logBuffer{}
+	s, err := New(testConfig(t, up.Addr, "kubernetes: {startupTimeout: 30s}\n"), Options{KubeClient: cs, Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() { started <- s.Start(context.Background()) }()
+	t.Cleanup(func() {
+		open()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		<-started
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+
+	eventually(t, "the HTTP endpoints", func() bool { return len(s.HTTPAddrs()) == 3 })
+	base := "http://" + s.HTTPAddrs()["ready"].String()
+	if code, body := httpGet(t, base+"/health"); code != 200 || body != "OK\n" {
+		t.Errorf("/health while starting: %d %q", code, body)
+	}
+	code, body := httpGet(t, base+"/ready")
+	if code != 503 || !strings.HasPrefix(body, "starting\nkubeindex: ") || !strings.Contains(body, "waiting for initial list") {
+		t.Errorf("/ready while the index lists: %d %q, want 503 naming the unsynced index", code, body)
+	}
+	if a := s.DNSAddrs(); len(a) != 0 {
+		t.Errorf("DNS bound at %v before the stages started", a)
+	}
+	select {
+	case err := <-started:
+		t.Fatalf("Start returned (%v) while the index had not listed", err)
+	default:
+	}
+
+	open()
+	if err := <-started; err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	started <- nil // for the cleanup
+	resolvertest.Case{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: []string{"web.default.svc.cluster.local. * IN A 10.0.0.10"}}.
+		Check(t, resolvertest.Exchange(t, "udp", dnsAddr(t, s), resolvertest.Query("web.default.svc.cluster.local.", dns.TypeA)))
+	eventually(t, "/ready 200 once synced and started", func() bool { code, _ := httpGet(t, base+"/ready"); return code == 200 })
 }

@@ -18,7 +18,7 @@ import (
 // returns the exit code: 0 after a clean shutdown or a successful check, 1
 // on a configuration or start error, 2 on a usage error.
 func Main(args []string) int {
-	return command{stdout: os.Stdout, stderr: os.Stderr, signals: notifySignals}.run(args)
+	return command{stdout: os.Stdout, stderr: os.Stderr, signals: notifySignals, setup: setupProcess}.run(args)
 }
 
 // command is Main with its outside world injected, for tests.
@@ -27,6 +27,9 @@ type command struct {
 	// signals subscribes to the process signals Run handles; the returned
 	// func unsubscribes.
 	signals func() (<-chan os.Signal, func())
+	// setup applies process-wide settings (klog routing, the Go memory
+	// limit) once the logger exists; nil skips them (tests).
+	setup func(*slog.Logger)
 }
 
 func notifySignals() (<-chan os.Signal, func()) {
@@ -102,6 +105,9 @@ func (c command) run(args []string) int {
 	lvl, _ := cfg.Log.level() // validated at load
 	level.Set(lvl)
 	log := newLogger(c.stderr, cfg.Log.Format, level)
+	if c.setup != nil {
+		c.setup(log)
+	}
 
 	srv, err := New(cfg, Options{Logger: log, LogLevel: level, ConfigFile: f.config, Loader: loader})
 	if err != nil {

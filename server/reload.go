@@ -13,7 +13,7 @@ import (
 // built and started, swapped into the front end in one step, and the ones
 // they replace are stopped once in-flight queries had time to finish.
 // Unchanged stages are kept (a cache keeps its entries, the index its
-// informers). Changes to listen, limits, http and log output need a restart
+// informers), except that a new forward stage empties the cache. Changes to listen, limits, http and log output need a restart
 // and are only logged. On error the running configuration stays as it was.
 func (s *Server) Reload(cfg *Config) error {
 	if cfg == nil || cfg.listen == nil {
@@ -59,6 +59,7 @@ func (s *Server) reload(cfg *Config) error {
 		s.current.Store(rb.next)
 		s.retire(rb.retired, s.running.Limits.QueryTimeout)
 	}
+	rb.next.fwd.CheckLoops() // the upstreams, or where they forward, may have changed
 	s.cfg = cfg
 	if len(changed) == 0 {
 		s.log.Info("configuration reloaded, nothing changed", "config", cfg.name)

@@ -113,29 +113,36 @@ func TestReloadGoodConfigChangesAnswers(t *testing.T) {
 	}
 	seen := f.up.queries.Load()
 
-	// A new stub domain: forward is rebuilt, the cache (same config) keeps
-	// its entries.
+	// A new stub domain: forward is rebuilt, and with it the cache: its
+	// entries came from the old upstreams.
 	f.write(t, configText(f.up.Addr, "  zones: {\"corp.example.\": [\""+f.corp.Addr+"\"]}\n"))
 	if err := f.s.ReloadFile(); err != nil {
 		t.Fatal(err)
 	}
 	hostCase.Check(t, f.query(t, "host.corp.example."))
 	wwwCase.Check(t, f.query(t, "www.example."))
-	if n := f.up.queries.Load(); n != seen {
-		t.Errorf("default stub saw %d more queries: the unchanged cache lost its entries", n-seen)
+	if n := f.up.queries.Load() - seen; n != 1 {
+		t.Errorf("default stub saw %d more queries, want 1: the cache is emptied with a new forward stage", n)
 	}
-	if !strings.Contains(f.logs.String(), "changed=[forward]") {
+	if !strings.Contains(f.logs.String(), "changed=\"[forward cache]\"") {
 		t.Errorf("reload does not log what changed:\n%s", f.logs)
 	}
+	wwwCase.Check(t, f.query(t, "www.example."))
+	if n := f.up.queries.Load() - seen; n != 1 {
+		t.Errorf("default stub saw %d more queries, want the second www from the new cache", n)
+	}
 
-	// A new cache config: the cache is rebuilt, empty.
+	// A new cache config: the cache is rebuilt, empty; forward is kept.
 	f.write(t, configText(f.up.Addr, "  zones: {\"corp.example.\": [\""+f.corp.Addr+"\"]}\ncache: {size: 100}\n"))
 	if err := f.s.ReloadFile(); err != nil {
 		t.Fatal(err)
 	}
 	wwwCase.Check(t, f.query(t, "www.example."))
-	if n := f.up.queries.Load(); n != seen+1 {
-		t.Errorf("default stub saw %d more queries, want 1 after the cache was rebuilt", n-seen)
+	if n := f.up.queries.Load() - seen; n != 2 {
+		t.Errorf("default stub saw %d more queries, want 2 after the cache was rebuilt again", n)
+	}
+	if !strings.Contains(f.logs.String(), "changed=[cache]") {
+		t.Errorf("a cache-only change rebuilds only the cache:\n%s", f.logs)
 	}
 
 	// Settings that need a restart are named, not applied.

@@ -149,8 +149,11 @@ func frontendConfig(c *Config) frontend.Config {
 	}
 }
 
-// Start starts the stages, then the DNS front end, then the HTTP endpoints,
-// and the config-file watcher. On error everything started is stopped.
+// Start starts the HTTP endpoints, then the stages, then the DNS front end,
+// and the config-file watcher. HTTP comes first so /health answers and
+// /ready explains what is missing (an index still listing) while the stages
+// start; DNS comes last so no query meets a stage that is not running. On
+// error everything started is stopped.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -158,31 +161,14 @@ func (s *Server) Start(ctx context.Context) error {
 		return errors.New("server: Start called twice or after Shutdown")
 	}
 	s.state = stateStopped // unless everything below succeeds
-	abort := func(err error, started []named) error {
-		stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		_ = stopStages(stopCtx, started)
+	if err := ctx.Err(); err != nil {
 		s.cancelRun()
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return abort(err, nil)
-	}
-	st := s.current.Load()
-	// Stages and the front end get runCtx, not ctx: their background work
-	// must outlive the caller's start deadline and ends with Shutdown.
-	if err := startStages(s.runCtx, st.list()); err != nil {
-		return abort(err, nil)
-	}
-	if err := s.front.Start(s.runCtx); err != nil {
-		return abort(fmt.Errorf("start dns: %w", err), st.list())
-	}
 	ls, err := s.listenHTTP(s.running.HTTP)
 	if err != nil {
-		stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		_ = s.front.Stop(stopCtx)
-		cancel()
-		return abort(err, st.list())
+		s.cancelRun()
+		return err
 	}
 	s.http = ls
 	addrs := make(map[string]netip.AddrPort)
@@ -193,11 +179,30 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.httpAddrs.Store(&addrs)
 	s.serveHTTP(ls)
+	abort := func(err error, started []named) error {
+		stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		_ = stopStages(stopCtx, started)
+		_ = stopHTTP(stopCtx, ls)
+		s.cancelRun()
+		s.wg.Wait() // the HTTP servers end with stopHTTP
+		return err
+	}
+	st := s.current.Load()
+	// Stages and the front end get runCtx, not ctx: their background work
+	// must outlive the caller's start deadline and ends with Shutdown.
+	if err := startStages(s.runCtx, st.list()); err != nil {
+		return abort(err, nil)
+	}
+	if err := s.front.Start(s.runCtx); err != nil {
+		return abort(fmt.Errorf("start dns: %w", err), st.list())
+	}
 	if s.opts.ConfigFile != "" && s.opts.WatchInterval > 0 {
 		s.wg.Go(func() { s.watch(s.opts.ConfigFile, s.opts.WatchInterval) })
 	}
 	s.state = stateRunning
 	s.started.Store(true)
+	st.fwd.CheckLoops() // now that we answer, our own probes can come back to us
 	s.log.Info("clusterdns started", "config", s.cfg.name, "dns", s.front.Addrs(), "http", addrs, "stages", stageNames(st))
 	return nil
 }

@@ -56,7 +56,8 @@ type rebuild struct {
 
 // buildStages builds the stages cfg asks for, keeping each stage of old
 // whose config is unchanged (a kept cache keeps its entries, a kept index
-// its informers). old may be nil. On error nothing built is left running
+// its informers); the cache is also rebuilt when forward is, since its
+// entries came from the old upstreams. old may be nil. On error nothing built is left running
 // (nothing is started here).
 func (s *Server) buildStages(cfg *Config, old *stages) (*rebuild, error) {
 	if old == nil {
@@ -99,7 +100,10 @@ func (s *Server) buildStages(cfg *Config, old *stages) (*rebuild, error) {
 		if next.kube != nil {
 			next.cacheSkip = next.kube.Zones()
 		}
-		if old.cache != nil && reflect.DeepEqual(old.cacheCfg, next.cacheCfg) && slices.Equal(old.cacheSkip, next.cacheSkip) {
+		// A new forward stage means other upstreams or settings: the entries
+		// came from the old ones, so the cache starts empty. An index change
+		// alone keeps it, unless the zones it skips change.
+		if old.cache != nil && next.fwd == old.fwd && reflect.DeepEqual(old.cacheCfg, next.cacheCfg) && slices.Equal(old.cacheSkip, next.cacheSkip) {
 			next.cache = old.cache
 		} else {
 			c, err := cache.New(next.cacheCfg, cache.Options{Metrics: s.m.cache, Logger: s.log.With("stage", "cache"), SkipZones: next.cacheSkip})

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: what the README tells people to run and what CI runs.
 # It installs or builds what the tests need (idempotently, cached outside the
-# repo), checks formatting and static analysis, then runs every test with the
-# race detector. Long suites (soak, large-scale load) are not part of it.
+# repo), checks formatting and static analysis, runs every test with the
+# race detector, then fuzzes each fuzz target for a bounded time (FUZZTIME,
+# default 20s each). Long suites (soak, large-scale load) are not part of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,3 +39,11 @@ go run "$STATICCHECK" ./...
 
 step "go test -race"
 go test -race -count=1 -timeout 20m ./...
+
+step "fuzz (each target ${FUZZTIME:-20s}; a crash fails the run and go keeps its input under testdata/fuzz/ as a regression seed)"
+fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-20s}" -timeout 5m "$1"; }
+fuzz ./server FuzzChain
+fuzz ./server FuzzParseConfig
+fuzz ./server/frontend FuzzParse
+fuzz ./kubeindex FuzzNames
+fuzz ./forward FuzzMatches

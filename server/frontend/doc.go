@@ -15,9 +15,10 @@
 // chain must never see (responses, opcodes other than QUERY, QDCOUNT != 1,
 // non-IN classes, EDNS versions other than 0, AXFR/IXFR over UDP), answers ANY
 // itself (RFC 8482), recovers panics into SERVFAIL, owns the OPT record toward
-// the client, sets RA, truncates to the client's buffer at a whole-RR boundary
-// with TC, and writes the empty reply when a stage returns an error rcode
-// without writing (resolver.ClientWrote).
+// the client, sets RA, truncates to the client's buffer (over UDP at most
+// 4096 bytes, against amplification) at a whole-RR boundary with TC, and
+// writes the empty reply when a stage returns an error rcode without writing
+// (resolver.ClientWrote).
 //
 // Bytes that cannot be parsed: shorter than a header, or with QR set, get no
 // reply at all (never answer a response: it avoids reflection loops). A packet

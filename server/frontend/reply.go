@@ -14,6 +14,11 @@ const (
 	ednsSize = 1232
 	// anyTTL is the TTL of the RFC 8482 HINFO answer (as CoreDNS's any).
 	anyTTL = 8482
+	// maxUDPReply caps a UDP reply whatever buffer the client claims: a
+	// spoofed 60-byte query asking for 65535 would otherwise reflect a
+	// thousand times its size (and no IPv4 datagram holds more than 65507
+	// bytes: the send would fail). Bigger answers get TC and go over TCP.
+	maxUDPReply = 4096
 )
 
 // writeLocked shapes m for the client, packs it into a pooled buffer and
@@ -57,7 +62,11 @@ func (q *query) pack(m *dns.Msg, buf []byte) (frame []byte, rcode int, err error
 		o.Question = r.Question
 	}
 	o.Extra = q.shapeExtra(m.Extra)
-	o.Truncate(resolver.ReplySize(q, r))
+	size := resolver.ReplySize(q, r)
+	if q.proto == protoUDP {
+		size = min(size, maxUDPReply)
+	}
+	o.Truncate(size)
 	b, err := o.PackBuffer(buf[2:])
 	if err != nil {
 		return nil, o.Rcode, err

@@ -122,8 +122,7 @@ func (c *tcpConn) readLoop() {
 // flight on this connection, which stops reading it (backpressure).
 func (c *tcpConn) handle(b []byte) error {
 	f := c.f
-	if b[2]&0x80 != 0 {
-		f.m.malformed.Inc() // a response: never answered
+	if f.tcpResponse(b) {
 		return nil
 	}
 	select {
@@ -132,14 +131,31 @@ func (c *tcpConn) handle(b []byte) error {
 		return errStopping
 	}
 	c.refs.Add(1)
-	q := &query{f: f, tr: c, raddr: c.raddr, proto: protoTCP, family: c.family}
+	f.process(f.receiveTCP(c, c.raddr, c.family), b, c.base)
+	return nil
+}
+
+// tcpResponse counts and reports a message with QR set: it is never
+// answered, and the connection stays.
+func (f *Frontend) tcpResponse(b []byte) bool {
+	if b[2]&0x80 != 0 {
+		f.m.malformed.Inc()
+		return true
+	}
+	return false
+}
+
+// receiveTCP makes the query for one TCP message, admitted or, past
+// MaxInflight, not (process then answers REFUSED: the peer is real and
+// would otherwise wait for its timeout).
+func (f *Frontend) receiveTCP(tr transport, raddr net.Addr, family int) *query {
+	q := &query{f: f, tr: tr, raddr: raddr, proto: protoTCP, family: family}
 	if f.admit() {
 		q.admitted = true
 	} else {
-		f.m.shed[protoTCP].Inc() // process answers REFUSED
+		f.m.shed[protoTCP].Inc()
 	}
-	f.process(q, b, c.base)
-	return nil
+	return q
 }
 
 func (c *tcpConn) send(q *query, frame []byte) error {

@@ -44,21 +44,32 @@ func (s *udpSocket) readLoop() {
 			continue
 		}
 		backoff = 0
-		if n < headerLen || flags&msgTrunc != 0 || buf[2]&0x80 != 0 {
-			f.m.malformed.Inc() // short, cut, or a response: never answered
+		q := f.receiveUDP(s, buf[:n], flags&msgTrunc != 0, peer)
+		if q == nil {
 			continue
 		}
-		if !f.admit() {
-			f.m.shed[protoUDP].Inc()
-			continue
-		}
-		q := &query{f: f, tr: s, proto: protoUDP, admitted: true}
-		q.setPeer(peer)
 		if s.pktinfo {
 			q.dst, q.ifindex, _ = parseDst(oob[:oobn])
 		}
 		f.process(q, buf[:n], s.base)
 	}
+}
+
+// receiveUDP is what a datagram meets before parsing: short, cut (the
+// kernel's MSG_TRUNC) and response packets are dropped unanswered, then
+// admission sheds past MaxInflight. It returns the admitted query or nil.
+func (f *Frontend) receiveUDP(tr transport, pkt []byte, cut bool, peer netip.AddrPort) *query {
+	if len(pkt) < headerLen || cut || pkt[2]&0x80 != 0 {
+		f.m.malformed.Inc() // short, cut, or a response: never answered
+		return nil
+	}
+	if !f.admit() {
+		f.m.shed[protoUDP].Inc()
+		return nil
+	}
+	q := &query{f: f, tr: tr, proto: protoUDP, admitted: true}
+	q.setPeer(peer)
+	return q
 }
 
 // setPeer records the client as both an AddrPort (for sending) and a
