@@ -22,7 +22,7 @@ func TestChaseThroughChain(t *testing.T) {
 		}
 		resolvertest.Case{Qname: "target.example.", Qtype: dns.TypeA, Answer: []string{"target.example. * IN A 192.0.2.7"}}.Check(t, m)
 	}
-	if n := up.queries.Load(); n != 1 {
+	if n := up.Queries.Load(); n != 1 {
 		t.Errorf("stub saw %d queries, want 1: chased answers go through the cache", n)
 	}
 	m, err := c.Chase(context.Background(), "missing.example.", dns.TypeA)
@@ -30,7 +30,7 @@ func TestChaseThroughChain(t *testing.T) {
 		t.Errorf("missing name: %v %v, want NXDOMAIN", m, err)
 	}
 
-	up.down.Store(true)
+	up.Down.Store(true)
 	m, err = c.Chase(context.Background(), "down.example.", dns.TypeA)
 	if err != nil || m.Rcode != dns.RcodeServerFailure || len(m.Question) != 1 {
 		t.Errorf("upstream down: %v %v, want a SERVFAIL reply", m, err)

@@ -1,15 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,96 +14,22 @@ import (
 	"github.com/clusterdns/clusterdns/resolver/resolvertest"
 )
 
-// stub is an upstream DNS server on 127.0.0.1 answering from zone-file
-// records. Names it has no record for are NXDOMAIN with the SOA of soaZone;
-// while down it drops every query. queries counts client queries; the
-// forward stage's loop probes are counted apart.
-type stub struct {
-	*resolvertest.Server
-	records []dns.RR
-	soa     dns.RR
-	queries atomic.Int64
-	probes  atomic.Int64
-	down    atomic.Bool
-}
-
+// startStub starts an upstream stub answering from zone-file records, its
+// negatives carrying soaZone's SOA; the forward stage's loop probes are
+// counted apart from client queries.
 func startStub(t testing.TB, soaZone string, records ...string) *stub {
 	t.Helper()
-	s := &stub{}
-	for _, r := range records {
-		rr, err := dns.NewRR(r)
-		if err != nil {
-			t.Fatalf("stub record %q: %v", r, err)
-		}
-		s.records = append(s.records, rr)
-	}
-	soa, err := dns.NewRR(soaZone + " 60 IN SOA ns." + soaZone + " hostmaster." + soaZone + " 1 7200 1800 86400 30")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.soa = soa
-	s.Server = resolvertest.StartServer(t, s)
-	return s
+	soa := soaZone + " 60 IN SOA ns." + soaZone + " hostmaster." + soaZone + " 1 7200 1800 86400 30"
+	return resolvertest.StartZone(t, soa, loopZone, records...)
 }
 
-func (s *stub) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	if s.down.Load() {
-		return
-	}
-	q := r.Question[0]
-	if dns.IsSubDomain(loopZone, q.Name) {
-		s.probes.Add(1)
-	} else {
-		s.queries.Add(1)
-	}
-	m := new(dns.Msg)
-	m.SetReply(r)
-	m.Authoritative = true
-	known := false
-	for _, rr := range s.records {
-		if !strings.EqualFold(rr.Header().Name, q.Name) {
-			continue
-		}
-		known = true
-		if rr.Header().Rrtype == q.Qtype {
-			m.Answer = append(m.Answer, dns.Copy(rr))
-		}
-	}
-	if len(m.Answer) == 0 {
-		m.Ns = []dns.RR{dns.Copy(s.soa)}
-		if !known {
-			m.Rcode = dns.RcodeNameError
-		}
-	}
-	_ = w.WriteMsg(m)
-}
+type (
+	stub      = resolvertest.Zone
+	logBuffer = resolvertest.LogBuffer
+)
 
 // loopZone is where the forward stage's loop probes are.
 const loopZone = "clusterdns-loop-detect."
-
-// logBuffer collects log output safely across goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-var _ io.Writer = (*logBuffer)(nil)
 
 // testConfig is a config for tests: DNS and HTTP on 127.0.0.1 port 0 (one
 // shared HTTP listener), default upstream up, short lameduck. extra is
@@ -148,7 +70,7 @@ func startServer(t testing.TB, cfg *Config, opts Options) (*Server, *logBuffer) 
 	t.Helper()
 	logs := &logBuffer{}
 	if opts.Logger == nil {
-		opts.Logger = logs.logger()
+		opts.Logger = logs.Logger()
 	}
 	s, err := New(cfg, opts)
 	if err != nil {

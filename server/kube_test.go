@@ -55,7 +55,7 @@ func TestKubernetesChain(t *testing.T) {
 	}}.Check(t, q("ext.default.svc.cluster.local.", dns.TypeA))
 	resolvertest.Case{Qname: "www.example.", Qtype: dns.TypeA, Answer: []string{"www.example. * IN A 192.0.2.1"}}.
 		Check(t, q("www.example.", dns.TypeA))
-	if n := up.queries.Load(); n != 1 {
+	if n := up.Queries.Load(); n != 1 {
 		t.Errorf("stub saw %d queries, want 1: the chased target is cached like a client query", n)
 	}
 	if code, body := httpGet(t, "http://"+s.HTTPAddrs()["ready"].String()+"/ready"); code != 200 {
@@ -102,7 +102,7 @@ func TestKubernetesReload(t *testing.T) {
 		t.Fatalf("no index yet: %s, want NXDOMAIN from the stub", dns.RcodeToString[r.Rcode])
 	}
 	wwwCase.Check(t, f.query(t, "www.example."))
-	seen := f.up.queries.Load()
+	seen := f.up.Queries.Load()
 
 	for _, ttl := range []string{"5", "30"} {
 		f.write(t, configText(f.up.Addr, "kubernetes: {ttl: "+ttl+"}\n"))
@@ -118,7 +118,7 @@ func TestKubernetesReload(t *testing.T) {
 	// the cache's skip zones changed with the first reload (rebuilt, empty),
 	// not with the second: www was fetched once more in all.
 	wwwCase.Check(t, f.query(t, "www.example."))
-	if n := f.up.queries.Load() - seen; n != 1 {
+	if n := f.up.Queries.Load() - seen; n != 1 {
 		t.Errorf("stub saw %d more queries for www, want 1", n)
 	}
 }
@@ -138,7 +138,7 @@ func TestHTTPUpWhileIndexSyncs(t *testing.T) {
 	cs.PrependWatchReactor("*", func(k8stesting.Action) (bool, watch.Interface, error) { <-release; return false, nil, nil })
 
 	logs := &logBuffer{}
-	s, err := New(testConfig(t, up.Addr, "kubernetes: {startupTimeout: 30s}\n"), Options{KubeClient: cs, Logger: logs.logger()})
+	s, err := New(testConfig(t, up.Addr, "kubernetes: {startupTimeout: 30s}\n"), Options{KubeClient: cs, Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestApplyMemoryLimit(t *testing.T) {
 				}
 				return ""
 			}
-			got := applyMemoryLimit(logs.logger(), root, getenv, func(n int64) int64 { set = n; return 0 })
+			got := applyMemoryLimit(logs.Logger(), root, getenv, func(n int64) int64 { set = n; return 0 })
 			if got != c.want || set != c.want {
 				t.Errorf("returned %d, set %d; want %d", got, set, c.want)
 			}
@@ -64,7 +64,7 @@ func TestApplyMemoryLimit(t *testing.T) {
 
 func TestKlogRoutedToSlog(t *testing.T) {
 	logs := &logBuffer{}
-	routeKlog(logs.logger())
+	routeKlog(logs.Logger())
 	defer klog.ClearLogger()
 	klog.ErrorS(errors.New("boom"), "watch failed", "resource", "services")
 	klog.InfoS("informer synced")

@@ -111,7 +111,7 @@ func TestReloadGoodConfigChangesAnswers(t *testing.T) {
 	if r := f.query(t, "before.corp.example."); r.Rcode != dns.RcodeNameError {
 		t.Fatalf("before reload, before.corp.example.: %s, want NXDOMAIN from the default stub", dns.RcodeToString[r.Rcode])
 	}
-	seen := f.up.queries.Load()
+	seen := f.up.Queries.Load()
 
 	// A new stub domain: forward is rebuilt, and with it the cache: its
 	// entries came from the old upstreams.
@@ -121,14 +121,14 @@ func TestReloadGoodConfigChangesAnswers(t *testing.T) {
 	}
 	hostCase.Check(t, f.query(t, "host.corp.example."))
 	wwwCase.Check(t, f.query(t, "www.example."))
-	if n := f.up.queries.Load() - seen; n != 1 {
+	if n := f.up.Queries.Load() - seen; n != 1 {
 		t.Errorf("default stub saw %d more queries, want 1: the cache is emptied with a new forward stage", n)
 	}
 	if !strings.Contains(f.logs.String(), "changed=\"[forward cache]\"") {
 		t.Errorf("reload does not log what changed:\n%s", f.logs)
 	}
 	wwwCase.Check(t, f.query(t, "www.example."))
-	if n := f.up.queries.Load() - seen; n != 1 {
+	if n := f.up.Queries.Load() - seen; n != 1 {
 		t.Errorf("default stub saw %d more queries, want the second www from the new cache", n)
 	}
 
@@ -138,7 +138,7 @@ func TestReloadGoodConfigChangesAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	wwwCase.Check(t, f.query(t, "www.example."))
-	if n := f.up.queries.Load() - seen; n != 2 {
+	if n := f.up.Queries.Load() - seen; n != 2 {
 		t.Errorf("default stub saw %d more queries, want 2 after the cache was rebuilt again", n)
 	}
 	if !strings.Contains(f.logs.String(), "changed=[cache]") {
@@ -157,8 +157,8 @@ func TestReloadGoodConfigChangesAnswers(t *testing.T) {
 		t.Errorf("%d DNS addresses after a listen change, want the 1 started with", got)
 	}
 	// the zone is gone again
-	if r := f.query(t, "host2.corp.example."); r.Rcode != dns.RcodeNameError || f.corp.queries.Load() != 1 {
-		t.Errorf("after removing the zone: %s, corp stub saw %d", dns.RcodeToString[r.Rcode], f.corp.queries.Load())
+	if r := f.query(t, "host2.corp.example."); r.Rcode != dns.RcodeNameError || f.corp.Queries.Load() != 1 {
+		t.Errorf("after removing the zone: %s, corp stub saw %d", dns.RcodeToString[r.Rcode], f.corp.Queries.Load())
 	}
 }
 

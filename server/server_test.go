@@ -36,7 +36,7 @@ func TestForwardThroughCache(t *testing.T) {
 		Check(t, resolvertest.Exchange(t, "tcp", addr, resolvertest.Query("www.example.", dns.TypeAAAA)))
 	resolvertest.Case{Qname: "www.example.", Qtype: dns.TypeA, Answer: []string{"www.example. * IN A 192.0.2.1"}}.
 		Check(t, resolvertest.Exchange(t, "tcp", addr, q))
-	if n := up.queries.Load(); n != 2 {
+	if n := up.Queries.Load(); n != 2 {
 		t.Fatalf("stub saw %d queries, want 2 (A and AAAA once each)", n)
 	}
 
@@ -46,7 +46,7 @@ func TestForwardThroughCache(t *testing.T) {
 	if ttl := r.Answer[0].Header().Ttl; ttl >= 300 || ttl < 290 {
 		t.Errorf("cached TTL %d, want aged below 300", ttl)
 	}
-	if n := up.queries.Load(); n != 2 {
+	if n := up.Queries.Load(); n != 2 {
 		t.Errorf("stub saw %d queries, want the hit served from the cache", n)
 	}
 }
@@ -61,11 +61,11 @@ func TestNegativeCaching(t *testing.T) {
 		{Name: "NXDOMAIN", Qname: "nope.example.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Ns: []string{soa}},
 		{Name: "NODATA", Qname: "www.example.", Qtype: dns.TypeTXT, Ns: []string{soa}},
 	} {
-		before := up.queries.Load()
+		before := up.Queries.Load()
 		c.Check(t, resolvertest.Exchange(t, "udp", addr, c.Msg()))
 		r := resolvertest.Exchange(t, "udp", addr, c.Msg())
 		c.Check(t, r)
-		if n := up.queries.Load() - before; n != 1 {
+		if n := up.Queries.Load() - before; n != 1 {
 			t.Errorf("%s: stub saw %d queries, want 1 (the second from the cache)", c.Name, n)
 		}
 		// RFC 2308: the negative TTL is min(SOA TTL, SOA MINIMUM) = 30.
@@ -85,8 +85,8 @@ func TestStubDomainRouting(t *testing.T) {
 		Check(t, resolvertest.Exchange(t, "udp", addr, resolvertest.Query("HOST.corp.example.", dns.TypeA)))
 	resolvertest.Case{Qname: "www.example.", Qtype: dns.TypeA, Answer: []string{"www.example. 300 IN A 192.0.2.1"}}.
 		Check(t, resolvertest.Exchange(t, "udp", addr, resolvertest.Query("www.example.", dns.TypeA)))
-	if up.queries.Load() != 1 || corp.queries.Load() != 1 {
-		t.Errorf("default stub saw %d, corp stub %d; want 1 each", up.queries.Load(), corp.queries.Load())
+	if up.Queries.Load() != 1 || corp.Queries.Load() != 1 {
+		t.Errorf("default stub saw %d, corp stub %d; want 1 each", up.Queries.Load(), corp.Queries.Load())
 	}
 }
 
@@ -96,14 +96,14 @@ func TestUpstreamDownAndRecovery(t *testing.T) {
 	addr := dnsAddr(t, s)
 	q := resolvertest.Query("www.example.", dns.TypeA)
 
-	up.down.Store(true)
+	up.Down.Store(true)
 	r, err := exchange("udp", addr, q, 4*time.Second)
 	if err != nil {
 		t.Fatalf("upstream down: no reply within the query deadline: %v", err)
 	}
 	resolvertest.Case{Qname: "www.example.", Qtype: dns.TypeA, Rcode: dns.RcodeServerFailure}.Check(t, r)
 
-	up.down.Store(false)
+	up.Down.Store(false)
 	eventually(t, "an answer after the upstream came back", func() bool {
 		r, err := exchange("udp", addr, q, 3*time.Second)
 		return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1

@@ -61,7 +61,7 @@ func startProc(t *testing.T, bin string, args ...string) *proc {
 	t.Cleanup(func() {
 		p.stop(t)
 		if t.Failed() {
-			t.Logf("clusterdns %s output (last 40 lines):\n%s", strings.Join(args, " "), p.out.tail(40))
+			t.Logf("clusterdns %s output (last 40 lines):\n%s", strings.Join(args, " "), p.out.Tail(40))
 		}
 	})
 	return p
@@ -212,9 +212,9 @@ func TestBinary(t *testing.T) {
 		}
 		addr, p := startOnFreePort(t, bin, "-config", file, "-kubeconfig", c.Kubeconfig)
 		waitFor(t, addr, cases("5")[0], time.Now(), 30*time.Second)
-		before := up.queries.Load()
+		before := up.Queries.Load()
 		check(t, addr, cases("5"))
-		if n := up.queries.Load() - before; n < 1 {
+		if n := up.Queries.Load() - before; n < 1 {
 			t.Errorf("the stub saw %d queries: outside.example.org was not forwarded", n)
 		}
 		if _, err := exec.LookPath("dig"); err == nil {
@@ -246,7 +246,7 @@ func startOnFreePort(t *testing.T, bin string, args ...string) (string, *proc) {
 			return addr, p
 		}
 		if !errors.Is(err, errPortTaken) || attempt == 3 {
-			t.Fatalf("clusterdns on %s: %v\n%s", addr, err, p.out.tail(20))
+			t.Fatalf("clusterdns on %s: %v\n%s", addr, err, p.out.Tail(20))
 		}
 	}
 }

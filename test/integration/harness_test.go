@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,92 +31,15 @@ const (
 // The stub upstream's SOA, on every negative answer it gives.
 const stubSOA = ". 60 IN SOA ns.stub. hostmaster.stub. 1 7200 1800 86400 30"
 
-// stub is the only upstream clusterdns ever gets here: a DNS server on
-// 127.0.0.1 answering from zone-file records, NXDOMAIN (NODATA for a name it
-// knows) with stubSOA otherwise.
-type stub struct {
-	*resolvertest.Server
-	records []dns.RR
-	soa     dns.RR
-	queries atomic.Int64
-}
-
-func startStub(t *testing.T, records ...string) *stub {
+// startStub starts the only upstream clusterdns ever gets here: a DNS server
+// on 127.0.0.1 answering from zone-file records, NXDOMAIN (NODATA for a name
+// it knows) with stubSOA otherwise. Every query counts, loop probes too.
+func startStub(t *testing.T, records ...string) *resolvertest.Zone {
 	t.Helper()
-	s := &stub{soa: mustRR(t, stubSOA)}
-	for _, r := range records {
-		s.records = append(s.records, mustRR(t, r))
-	}
-	s.Server = resolvertest.StartServer(t, s)
-	return s
+	return resolvertest.StartZone(t, stubSOA, "", records...)
 }
 
-func mustRR(t *testing.T, s string) dns.RR {
-	t.Helper()
-	rr, err := dns.NewRR(s)
-	if err != nil {
-		t.Fatalf("record %q: %v", s, err)
-	}
-	return rr
-}
-
-func (s *stub) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	s.queries.Add(1)
-	m := new(dns.Msg)
-	m.SetReply(r)
-	m.Authoritative, m.RecursionAvailable = true, true
-	if len(r.Question) != 1 {
-		m.Rcode = dns.RcodeFormatError
-		_ = w.WriteMsg(m)
-		return
-	}
-	q := r.Question[0]
-	known := false
-	for _, rr := range s.records {
-		if strings.EqualFold(rr.Header().Name, q.Name) {
-			known = true
-			if rr.Header().Rrtype == q.Qtype {
-				m.Answer = append(m.Answer, dns.Copy(rr))
-			}
-		}
-	}
-	if len(m.Answer) == 0 {
-		m.Ns = []dns.RR{dns.Copy(s.soa)}
-		if !known {
-			m.Rcode = dns.RcodeNameError
-		}
-	}
-	_ = w.WriteMsg(m)
-}
-
-// logBuffer collects a server's log lines across goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// tail returns the last n lines, for failure reports.
-func (l *logBuffer) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(l.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-var _ io.Writer = (*logBuffer)(nil)
+type logBuffer = resolvertest.LogBuffer
 
 // configYAML is the configuration of an in-process clusterdns: DNS and HTTP
 // on 127.0.0.1 port 0, the stub at up as the only upstream, the cluster
@@ -169,7 +89,7 @@ func startServer(t *testing.T, yaml string) *dnsServer {
 	defer cancel()
 	began := time.Now()
 	if err := s.Start(ctx); err != nil {
-		t.Fatalf("server.Start: %v\n%s", err, logs.tail(20))
+		t.Fatalf("server.Start: %v\n%s", err, logs.Tail(20))
 	}
 	d := &dnsServer{logs: logs, startup: time.Since(began)}
 	t.Cleanup(func() {
@@ -179,7 +99,7 @@ func startServer(t *testing.T, yaml string) *dnsServer {
 			t.Errorf("server.Shutdown: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("clusterdns log (last 40 lines):\n%s", logs.tail(40))
+			t.Logf("clusterdns log (last 40 lines):\n%s", logs.Tail(40))
 		}
 	})
 	addrs := s.DNSAddrs()
