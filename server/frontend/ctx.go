@@ -18,9 +18,16 @@ type queryCtx struct {
 	deadline time.Time
 
 	mu    sync.Mutex    // guards following
-	done  chan struct{} // nil until Done is called
+	done  chan struct{} // nil until Done or AfterFunc is called
 	timer *time.Timer   // fires at deadline once done exists
 	err   error         // nil while running
+	after []*afterFunc  // registered by AfterFunc, run when the context ends
+}
+
+// afterFunc is one function registered with AfterFunc.
+type afterFunc struct {
+	f       func()
+	stopped bool // guarded by queryCtx.mu
 }
 
 func (c *queryCtx) init(parent context.Context, deadline time.Time) {
@@ -38,6 +45,40 @@ func (c *queryCtx) Value(key any) any { return c.parent.Value(key) }
 func (c *queryCtx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.armLocked()
+	return c.done
+}
+
+// AfterFunc lets context.AfterFunc register f on this context directly.
+// Without it the context package watches a foreign context with a goroutine
+// of its own, one per call: the forward stage calls it on every attempt.
+func (c *queryCtx) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := &afterFunc{f: f}
+	if c.err != nil {
+		go f()
+		return func() bool { return false }
+	}
+	c.armLocked()
+	if c.err != nil { // the deadline had already passed
+		go f()
+		return func() bool { return false }
+	}
+	c.after = append(c.after, a)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if a.stopped || c.err != nil {
+			return false
+		}
+		a.stopped = true
+		return true
+	}
+}
+
+// armLocked creates the Done channel and the deadline timer once.
+func (c *queryCtx) armLocked() {
 	if c.done == nil {
 		c.done = make(chan struct{})
 		switch d := time.Until(c.deadline); {
@@ -49,7 +90,6 @@ func (c *queryCtx) Done() <-chan struct{} {
 			c.timer = time.AfterFunc(d, c.expire)
 		}
 	}
-	return c.done
 }
 
 // Err implements context.Context.
@@ -88,4 +128,11 @@ func (c *queryCtx) endLocked(err error) {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	for _, a := range c.after {
+		if !a.stopped {
+			a.stopped = true
+			go a.f()
+		}
+	}
+	c.after = nil
 }
