@@ -13,19 +13,24 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
 
 // Informers: plain shared informers with resync 0 (a resync would only
-// replay the cache to us), no extra indexers, and SetTransform so the cache
-// holds stored* objects only. Streaming lists (WatchListClient) are on by
-// default in client-go >= 1.35: the reflector opens a watch with
-// sendInitialEvents and, when the server refuses it, falls back to a plain
-// paginated list by itself (TestWatchListFallback covers that path).
+// replay the cache to us), no extra indexers, and a transform so the cache
+// holds stored* objects only. Their ListerWatcher is a lister: lists stream
+// and transform one object at a time (list.go). Streaming lists
+// (WatchListClient) are on by default in client-go >= 1.35: the reflector
+// first opens a watch with sendInitialEvents, whose events are transformed
+// one by one too; Kubernetes 1.33 refuses it unless kube-apiserver runs with
+// --feature-gates=WatchList=true (beta; on by default in 1.32, off in 1.33),
+// and the reflector then lists (TestWatchListFallback covers that path).
 // With a namespace filter, services, slices and pods are watched per
 // namespace, so other namespaces are never even sent to us and RBAC may be
 // namespaced; namespaces themselves are always watched cluster-wide.
@@ -51,30 +56,51 @@ func (s *Store) buildInformers() {
 		}
 		slices.Sort(scopes) // stable order of readiness reasons
 	}
-	s.add(resNamespaces, "", coreinformers.NewFilteredNamespaceInformer(s.client, 0, nil, nil),
-		s.tr.namespace, s.namespaceHandler())
+	core, disc := s.client.CoreV1(), s.client.DiscoveryV1()
+	coreRC, discRC := restClient(core.RESTClient()), restClient(disc.RESTClient())
+	s.add(resNamespaces, "", newLister(resNamespaces, "NamespaceList", "", coreRC, core.Namespaces(), decodeAs[corev1.Namespace]()),
+		&corev1.Namespace{}, s.tr.namespace, s.namespaceHandler())
 	for _, ns := range scopes {
-		s.add(resServices, ns, coreinformers.NewFilteredServiceInformer(s.client, ns, 0, nil, nil),
-			s.tr.service, s.serviceHandler())
-		s.add(resEndpointSlices, ns, discoveryinformers.NewFilteredEndpointSliceInformer(s.client, ns, 0, nil, nil),
-			s.tr.slice, s.sliceHandler())
+		s.add(resServices, ns, newLister(resServices, "ServiceList", ns, coreRC, core.Services(ns), decodeAs[corev1.Service]()),
+			&corev1.Service{}, s.tr.service, s.serviceHandler())
+		s.add(resEndpointSlices, ns, newLister(resEndpointSlices, "EndpointSliceList", ns, discRC, disc.EndpointSlices(ns), decodeAs[discoveryv1.EndpointSlice]()),
+			&discoveryv1.EndpointSlice{}, s.tr.slice, s.sliceHandler())
 		if s.cfg.Pods == PodsVerified {
+			l := newLister(resPods, "PodList", ns, coreRC, core.Pods(ns), decodeAs[corev1.Pod]())
 			// Finished pods hold no IP any more (the transform checks too:
 			// not every server, nor the fake clientset, honours this).
-			tweak := func(o *metav1.ListOptions) {
+			l.tweak = func(o *metav1.ListOptions) {
 				o.FieldSelector = "status.phase!=" + string(corev1.PodSucceeded) + ",status.phase!=" + string(corev1.PodFailed)
 			}
-			s.add(resPods, ns, coreinformers.NewFilteredPodInformer(s.client, ns, 0, nil, tweak),
-				s.tr.pod, s.podHandler())
+			s.add(resPods, ns, l, &corev1.Pod{}, s.tr.pod, s.podHandler())
 		}
 	}
 }
 
-func (s *Store) add(resource, ns string, inf cache.SharedIndexInformer, tf cache.TransformFunc, h cache.ResourceEventHandler) {
-	w := &watched{resource: resource, desc: resource, inf: inf}
+// typedClient is the part of a typed client (core.Services(ns), ...) a
+// lister uses.
+type typedClient[L runtime.Object] interface {
+	List(context.Context, metav1.ListOptions) (L, error)
+	Watch(context.Context, metav1.ListOptions) (watch.Interface, error)
+}
+
+func newLister[L runtime.Object](resource, listKind, ns string, rc *rest.RESTClient, c typedClient[L], decode func([]byte) (runtime.Object, error)) *lister {
+	return &lister{
+		resource: resource, listKind: listKind, ns: ns, rc: rc, decode: decode,
+		list:  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) },
+		watch: c.Watch,
+	}
+}
+
+func (s *Store) add(resource, ns string, l *lister, example runtime.Object, tf cache.TransformFunc, h cache.ResourceEventHandler) {
+	w := &watched{resource: resource, desc: resource}
 	if ns != "" {
 		w.desc = resource + " in " + ns
 	}
+	inf := cache.NewSharedIndexInformerWithOptions(l.listerWatcher(s.client), example, cache.SharedIndexInformerOptions{})
+	w.inf = inf
+	tf = reuseUnchanged(inf.GetStore(), tf)
+	l.tf, l.log, l.listed = tf, s.log, s.rel.listed
 	// These only fail on an informer that already runs; ours are new.
 	reg, err := inf.AddEventHandler(h)
 	w.reg = reg
@@ -85,6 +111,30 @@ func (s *Store) add(resource, ns string, inf cache.SharedIndexInformer, tf cache
 		s.log.Error("kubeindex: informer setup", "resource", w.desc, "err", err)
 	}
 	s.watched = append(s.watched, w)
+}
+
+// reuseUnchanged wraps tf so that an object whose resourceVersion is the
+// one already stored (a relist, a WatchList stream after a reconnect) comes
+// out as the stored object itself: a resourceVersion changes with every
+// write, so the content is the same. A relist of an unchanged cluster then
+// allocates no new stored objects, the handlers see old == new and skip,
+// and the index never ends up holding an old copy (a view sharing the old
+// object's endpoints) beside the informer's new one.
+func reuseUnchanged(store cache.Store, tf cache.TransformFunc) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		if m, ok := obj.(metav1.Object); ok && m.GetResourceVersion() != "" {
+			key := m.GetName()
+			if ns := m.GetNamespace(); ns != "" {
+				key = ns + "/" + key
+			}
+			if old, ok, _ := store.GetByKey(key); ok {
+				if om, ok := old.(metav1.Object); ok && om.GetResourceVersion() == m.GetResourceVersion() {
+					return old, nil
+				}
+			}
+		}
+		return tf(obj)
+	}
 }
 
 // watchError is every informer's watch error handler: it counts the failure
@@ -165,9 +215,11 @@ func (s *Store) serviceHandler() cache.ResourceEventHandler {
 				}
 			}
 		},
-		UpdateFunc: func(_, obj any) {
+		UpdateFunc: func(oldObj, obj any) {
 			if st := get(obj); st != nil {
-				s.idx.setService(svcKey{st.Namespace, st.Name}, st)
+				if oldObj != obj { // the same object: a relist of an unchanged service
+					s.idx.setService(svcKey{st.Namespace, st.Name}, st)
+				}
 				s.eventDone(resServices)
 			}
 		},
@@ -270,6 +322,7 @@ func (s *Store) stored(obj any, tf cache.TransformFunc) any {
 }
 
 func (s *Store) eventDone(resource string) time.Time {
+	s.events.Add(1)
 	now := time.Now()
 	s.metrics.event(resource, now)
 	return now

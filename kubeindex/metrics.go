@@ -40,6 +40,7 @@ type Metrics struct {
 	latency     *prometheus.HistogramVec // kind
 	skipped     *prometheus.CounterVec   // kind, reason
 	serial      prometheus.Gauge
+	releases    prometheus.Counter
 
 	// lastEventNanos backs last_event_age_seconds; one entry per watched
 	// resource, fixed at construction (never written to as a map).
@@ -76,9 +77,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: resolver.Namespace, Subsystem: sub, Name: "serial",
 			Help: "Current zone serial of the cluster index.",
 		}),
+		releases: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: resolver.Namespace, Subsystem: sub, Name: "memory_releases_total",
+			Help: "Times the memory left over by a list (initial sync or relist) was returned to the operating system.",
+		}),
 		lastEventNanos: make(map[string]*atomic.Int64, len(watchedResources)),
 	}
-	cs := []prometheus.Collector{m.objects, m.watchErrors, m.lastEvent, m.latency, m.skipped, m.serial}
+	cs := []prometheus.Collector{m.objects, m.watchErrors, m.lastEvent, m.latency, m.skipped, m.serial, m.releases}
 	for _, r := range watchedResources {
 		ts := new(atomic.Int64)
 		m.lastEventNanos[r] = ts

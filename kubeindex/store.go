@@ -45,7 +45,9 @@ type Store struct {
 	tr      *transformer
 	idx     *index
 	watched []*watched // fixed by NewStore
+	rel     *releaser
 	synced  atomic.Bool
+	events  atomic.Uint64 // handler events so far, for rel
 
 	mu      sync.Mutex // guards the lifecycle fields below
 	state   int        // stateNew, stateRunning or stateStopped
@@ -91,6 +93,7 @@ func NewStore(cfg Config, client kubernetes.Interface, opts StoreOptions) *Store
 		// index.bump).
 		idx: newIndex(opts.Metrics, uint32(time.Now().Unix()), allowed),
 	}
+	s.rel = newReleaser(s.Synced, s.events.Load, opts.Metrics.releases.Inc)
 	s.buildInformers()
 	return s
 }
@@ -112,6 +115,7 @@ func (s *Store) Start(ctx context.Context) error {
 	for _, w := range s.watched {
 		wg.Go(func() { w.inf.RunWithContext(runCtx) })
 	}
+	wg.Go(func() { s.rel.run(runCtx) })
 	stopped := make(chan struct{})
 	go func() { wg.Wait(); close(stopped) }()
 	s.state, s.cancel, s.stopped = stateRunning, cancel, stopped

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -133,6 +136,84 @@ func BenchmarkStoreMemory(b *testing.B) {
 	b.ReportMetric(float64(hs)/nSvc, "B/service")
 	b.ReportMetric(float64(hf-hs)/(nSvc*per), "B/endpoint")
 	b.ReportMetric(float64(hf)/(1<<20), "MiB-total")
+}
+
+// BenchmarkStoreListMemory syncs a Store from the loopback API server
+// holding 10,000 services and slices of 10 endpoints, answering in protobuf
+// (streamed: one batch of objects decoded at a time) or JSON (whole lists),
+// and reports the most the initial list had live at once (in a sync at GOGC
+// 5, so that the GC sees it: the live heap after each cycle, sampled every
+// millisecond) and, after the release that follows a sync at GOGC 100, the
+// heap the store keeps (objects) and the spans holding it (objects plus
+// partly used spans). All are relative to the heap before the store.
+func BenchmarkStoreListMemory(b *testing.B) {
+	for _, enc := range []string{"protobuf", "json"} {
+		b.Run(enc, func(b *testing.B) {
+			api := &fakeAPI{lists: apiLists(benchObjects(10_000, 10)), json: enc == "json", once: true}
+			cs := api.start(b)
+			var peak, objs, spans uint64
+			for b.Loop() {
+				peak, _, _ = listMemory(b, cs, 5)
+				_, objs, spans = listMemory(b, cs, 100)
+			}
+			b.ReportMetric(float64(peak)/(1<<20), "MiB-peak")
+			b.ReportMetric(float64(objs)/(1<<20), "MiB-kept")
+			b.ReportMetric(float64(spans)/(1<<20), "MiB-spans")
+		})
+	}
+}
+
+// heapSpans reads the bytes of heap objects and of the spans holding them,
+// and the live heap as of the last GC.
+func heapSpans() (objects, spans, live uint64) {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64(), s[0].Value.Uint64() + s[1].Value.Uint64(), s[2].Value.Uint64()
+}
+
+func listMemory(b *testing.B, cs kubernetes.Interface, gcPercent int) (peak, objects, spans uint64) {
+	debug.FreeOSMemory()
+	objs0, spans0, live0 := heapSpans()
+	defer debug.SetGCPercent(debug.SetGCPercent(gcPercent))
+	s := NewStore(testConfig(), cs, StoreOptions{})
+	released := make(chan struct{})
+	s.rel.free = func() { debug.FreeOSMemory(); close(released) }
+	stop := make(chan struct{})
+	sampled := make(chan uint64)
+	go func() {
+		var top uint64
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			if _, _, live := heapSpans(); live > top {
+				top = live
+			}
+			select {
+			case <-stop:
+				sampled <- top
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-released:
+	case <-ctx.Done():
+		_, why := s.Ready()
+		b.Fatalf("no release after sync: %s", why)
+	}
+	close(stop)
+	peak = <-sampled - live0
+	objs1, spans1, _ := heapSpans()
+	if err := s.Stop(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return peak, objs1 - objs0, spans1 - spans0
 }
 
 func BenchmarkService(b *testing.B) {

@@ -152,6 +152,9 @@ func (x *index) current(k svcKey) *Service {
 // setSlice applies an add, update (both non-nil) or delete (new nil) of an
 // EndpointSlice.
 func (x *index) setSlice(old, new *storedSlice) {
+	if old != nil && old == new {
+		return // a relist of an unchanged slice (see reuseUnchanged)
+	}
 	x.wmu.Lock()
 	defer x.wmu.Unlock()
 	if x.closed {
@@ -297,6 +300,9 @@ func (x *index) setNamespace(name string, present bool) {
 // setPod applies an add, update or delete (new nil) of a pod. Several pods
 // may share an IP (hostNetwork), hence the reference counts.
 func (x *index) setPod(old, new *storedPod) {
+	if old != nil && old == new {
+		return
+	}
 	x.wmu.Lock()
 	defer x.wmu.Unlock()
 	if x.closed {

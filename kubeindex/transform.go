@@ -74,6 +74,12 @@ func (t *transformer) service(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
+	st := t.newService(svc)
+	packStrings(&st.Name, &st.rv)
+	return st, nil
+}
+
+func (t *transformer) newService(svc *corev1.Service) *storedService {
 	st := &storedService{rv: svc.ResourceVersion}
 	if !svc.CreationTimestamp.IsZero() {
 		st.created = svc.CreationTimestamp.UnixNano()
@@ -87,7 +93,7 @@ func (t *transformer) service(obj any) (any, error) {
 		if !validDomainName(target) {
 			t.skip(resServices, "invalid_external_name", svc.Namespace, svc.Name, "externalName", svc.Spec.ExternalName)
 			st.skip = true
-			return st, nil
+			return st
 		}
 		st.ExternalName = target + "."
 	case svc.Spec.ClusterIP == corev1.ClusterIPNone:
@@ -117,7 +123,7 @@ func (t *transformer) service(obj any) (any, error) {
 			st.Ports = append(st.Ports, t.port(p.Name, p.Protocol, p.Port))
 		}
 	}
-	return st, nil
+	return st
 }
 
 func (t *transformer) port(name string, proto corev1.Protocol, port int32) Port {
@@ -133,15 +139,22 @@ func (t *transformer) slice(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
+	st := t.newSlice(es)
+	packStrings(&st.name, &st.rv, &st.service)
+	packLabels(st.endpoints)
+	return st, nil
+}
+
+func (t *transformer) newSlice(es *discoveryv1.EndpointSlice) *storedSlice {
 	st := &storedSlice{namespace: t.strs.get(strings.ToLower(es.Namespace)), name: es.Name, rv: es.ResourceVersion}
 	svc := es.Labels[discoveryv1.LabelServiceName]
 	switch {
 	case svc == "":
 		t.skip(resEndpointSlices, "no_service_label", es.Namespace, es.Name)
-		return st, nil
+		return st
 	case es.AddressType == discoveryv1.AddressTypeFQDN:
 		t.skip(resEndpointSlices, "fqdn_address_type", es.Namespace, es.Name)
-		return st, nil
+		return st
 	}
 	st.service = strings.ToLower(svc)
 	if s := es.Annotations[corev1.EndpointsLastChangeTriggerTime]; s != "" {
@@ -174,7 +187,7 @@ func (t *transformer) slice(obj any) (any, error) {
 		}
 	}
 	if n == 0 {
-		return st, nil
+		return st
 	}
 	eps := make([]Endpoint, 0, n)
 	for i := range es.Endpoints {
@@ -193,7 +206,7 @@ func (t *transformer) slice(obj any) (any, error) {
 		}
 	}
 	st.endpoints = sortDedup(eps)
-	return st, nil
+	return st
 }
 
 // ready tells whether an endpoint counts: conditions.ready nil or true (this
@@ -238,9 +251,15 @@ func (t *transformer) pod(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
+	st := t.newPod(p)
+	packStrings(&st.name, &st.rv)
+	return st, nil
+}
+
+func (t *transformer) newPod(p *corev1.Pod) *storedPod {
 	st := &storedPod{namespace: t.strs.get(strings.ToLower(p.Namespace)), name: p.Name, rv: p.ResourceVersion}
 	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-		return st, nil // a finished pod's IPs may already belong to another pod
+		return st // a finished pod's IPs may already belong to another pod
 	}
 	n := 0
 	add := func(s string) {
@@ -260,7 +279,7 @@ func (t *transformer) pod(obj any) (any, error) {
 	if len(p.Status.PodIPs) == 0 && p.Status.PodIP != "" {
 		add(p.Status.PodIP)
 	}
-	return st, nil
+	return st
 }
 
 func (t *transformer) namespace(obj any) (any, error) {

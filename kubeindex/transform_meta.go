@@ -1,9 +1,12 @@
 package kubeindex
 
 import (
+	"strings"
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -44,12 +47,27 @@ func (metaStub) SetOwnerReferences([]metav1.OwnerReference)    {}
 func (metaStub) GetManagedFields() []metav1.ManagedFieldsEntry { return nil }
 func (metaStub) SetManagedFields([]metav1.ManagedFieldsEntry)  {}
 
+// GetObjectKind: stored objects carry no type; the informer never asks.
+func (metaStub) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
 var (
 	_ metav1.Object = (*storedService)(nil)
 	_ metav1.Object = (*storedSlice)(nil)
 	_ metav1.Object = (*storedPod)(nil)
 	_ metav1.Object = (*storedNamespace)(nil)
+	// runtime.Object lets a list carry stored objects (see lister).
+	_ runtime.Object = (*storedService)(nil)
+	_ runtime.Object = (*storedSlice)(nil)
+	_ runtime.Object = (*storedPod)(nil)
+	_ runtime.Object = (*storedNamespace)(nil)
 )
+
+// DeepCopyObject returns the object itself: stored objects are never
+// mutated once built, so sharing one is as good as a copy.
+func (s *storedService) DeepCopyObject() runtime.Object   { return s }
+func (s *storedSlice) DeepCopyObject() runtime.Object     { return s }
+func (p *storedPod) DeepCopyObject() runtime.Object       { return p }
+func (n *storedNamespace) DeepCopyObject() runtime.Object { return n }
 
 func (s *storedService) GetNamespace() string       { return s.Namespace }
 func (s *storedService) GetName() string            { return s.Name }
@@ -93,4 +111,50 @@ func (in *interner) get(s string) string {
 	}
 	in.m[s] = s
 	return s
+}
+
+// packStrings replaces the strings behind ps with copies sharing one
+// allocation. The strings a stored object keeps would otherwise stay where
+// the decoder put them, one by one amid its garbage, and each would pin a
+// mostly empty span once that garbage is collected; packed (and allocated
+// per batch, see listBatch) they are one small object next to the others.
+func packStrings(ps ...*string) {
+	n := 0
+	for _, p := range ps {
+		n += len(*p)
+	}
+	if n == 0 {
+		return
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, p := range ps {
+		b.WriteString(*p)
+	}
+	all := b.String()
+	for _, p := range ps {
+		l := len(*p)
+		*p, all = all[:l], all[l:]
+	}
+}
+
+// packLabels does what packStrings does for the labels of eps.
+func packLabels(eps []Endpoint) {
+	n := 0
+	for i := range eps {
+		n += len(eps[i].Label)
+	}
+	if n == 0 {
+		return
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i := range eps {
+		b.WriteString(eps[i].Label)
+	}
+	all := b.String()
+	for i := range eps {
+		l := len(eps[i].Label)
+		eps[i].Label, all = all[:l], all[l:]
+	}
 }
