@@ -78,6 +78,26 @@ func BenchmarkForward(b *testing.B) {
 	}
 }
 
+// BenchmarkForwardDeadlineOnly is BenchmarkForward with a context like the
+// front end's, which ends only at its deadline: no Done watcher per query.
+func BenchmarkForwardDeadlineOnly(b *testing.B) {
+	f := start(b, testConfig(echoStub(b)))
+	q := resolvertest.Query("bench.example.org.", dns.TypeA)
+	rec := resolver.NewRecorder(nil)
+	inner, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	ctx := &deadlineCtx{Context: inner}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.ServeDNS(ctx, rec, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if answeredBy(rec.Msg) != "192.0.2.1" {
+		b.Fatalf("reply %v", rec.Msg)
+	}
+}
+
 // BenchmarkForwardParallel is BenchmarkForward from many goroutines, which
 // exercises the socket pool under contention.
 func BenchmarkForwardParallel(b *testing.B) {

@@ -128,7 +128,7 @@ func (f *Forward) exchange(ctx context.Context, u *upstream, q *query, tcp bool,
 		}
 		m, reuse, err := f.roundTrip(ctx, u, c, q, deadline)
 		if reuse {
-			u.put(c, f.now(), f.cfg.Expire)
+			u.put(c, f.now(), f.cfg.Expire, f.maxIdle(tcp))
 		} else {
 			_ = c.nc.Close()
 		}
@@ -137,6 +137,14 @@ func (f *Forward) exchange(ctx context.Context, u *upstream, q *query, tcp bool,
 		}
 		return m, err
 	}
+}
+
+// maxIdle bounds the free list of a transport per upstream.
+func (f *Forward) maxIdle(tcp bool) int {
+	if tcp {
+		return maxIdleTCP
+	}
+	return f.cfg.MaxConcurrent
 }
 
 // acquire takes a pooled socket or dials a new one.
@@ -160,8 +168,6 @@ func (f *Forward) acquire(ctx context.Context, u *upstream, tcp bool, deadline t
 	c = &conn{nc: nc, tcp: tcp, created: f.now()}
 	if tcp {
 		c.in = make([]byte, 512)
-	} else {
-		c.in = make([]byte, udpBufSize)
 	}
 	return c, false, nil
 }
@@ -179,7 +185,7 @@ func (f *Forward) roundTrip(ctx context.Context, u *upstream, c *conn, q *query,
 	if err := c.nc.SetDeadline(deadline); err != nil {
 		return nil, false, fmt.Errorf("set deadline %s: %w", u.label, err)
 	}
-	if ctx.Done() != nil {
+	if watchDone(ctx) {
 		// a read cannot sit in a select; waking it with a past deadline is
 		// the equivalent of <-ctx.Done()
 		stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
@@ -196,6 +202,16 @@ func (f *Forward) roundTrip(ctx context.Context, u *upstream, c *conn, q *query,
 	}
 	if _, err := c.nc.Write(wire); err != nil {
 		return nil, false, fmt.Errorf("write to %s: %w", u.label, err)
+	}
+	if !c.tcp {
+		// Idle UDP sockets hold no read buffer: the pool keeps as many
+		// sockets as queries were in flight at the peak.
+		bp := f.udpBufs.get()
+		c.in = *bp
+		defer func() {
+			c.in = nil
+			f.udpBufs.put(bp)
+		}()
 	}
 	for {
 		in, err := c.read()
@@ -216,6 +232,21 @@ func (f *Forward) roundTrip(ctx context.Context, u *upstream, c *conn, q *query,
 		}
 		return m, true, nil
 	}
+}
+
+// deadlineOnly is implemented by contexts that, while a stage holds them,
+// end only when their deadline passes (the front end's query context).
+type deadlineOnly interface{ DeadlineOnly() bool }
+
+// watchDone reports whether a blocked read must also be woken by ctx.Done.
+// The socket deadline already covers ctx's deadline, so a context that can
+// end no earlier needs no watcher: context.AfterFunc would cost a goroutine
+// and a timer per upstream query.
+func watchDone(ctx context.Context) bool {
+	if d, ok := ctx.(deadlineOnly); ok && d.DeadlineOnly() {
+		return false
+	}
+	return ctx.Done() != nil
 }
 
 // read returns the next message on c; the slice is valid until the next read.

@@ -59,6 +59,7 @@ type Forward struct {
 	loops *loops            // never nil
 
 	inflight atomic.Int64
+	udpBufs  bufPool
 
 	mu      sync.Mutex // guards following
 	cancel  context.CancelFunc

@@ -3,9 +3,11 @@ package forward
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,4 +135,57 @@ func forwardGoroutines() string {
 		}
 	}
 	return strings.Join(out, "\n\n")
+}
+
+// TestPoolKeepsPeakSockets: after a round of concurrent queries, the next
+// round of the same size reuses those sockets instead of dialing new ones
+// (a free list smaller than the in-flight peak would close and redial
+// sockets on every query under steady load).
+func TestPoolKeepsPeakSockets(t *testing.T) {
+	const n = 100
+	var mu sync.Mutex
+	var waiting []func()
+	ports := map[int]bool{}
+	stub := startUDPStub(t, "192.0.2.1", true, func(pc net.PacketConn, from net.Addr, r *dns.Msg) {
+		b, _ := aReply(r, "192.0.2.1").Pack()
+		mu.Lock()
+		defer mu.Unlock()
+		ports[addrPort(from)] = true
+		waiting = append(waiting, func() { _, _ = pc.WriteTo(b, from) })
+		if len(waiting) == n { // every query of the round is in flight: answer them all
+			for _, reply := range waiting {
+				reply()
+			}
+			waiting = nil
+		}
+	})
+	f := start(t, testConfig(stub.addr))
+	round := func() map[int]bool {
+		mu.Lock()
+		clear(ports)
+		mu.Unlock()
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if got, _, err := ask(t, f, resolvertest.Query("peak.example.org.", dns.TypeA)); err != nil || got == nil {
+					t.Errorf("no answer: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(ports)
+	}
+	first := round()
+	if len(first) != n {
+		t.Fatalf("first round used %d sockets, want %d", len(first), n)
+	}
+	for p := range round() {
+		if !first[p] {
+			t.Fatalf("second round dialed a new socket (port %d) instead of reusing the %d pooled ones", p, n)
+		}
+	}
 }

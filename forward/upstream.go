@@ -20,10 +20,26 @@ const (
 	udpBufSize = 4096
 	// maxQuerySize bounds what we send: header, one question, our OPT.
 	maxQuerySize = 12 + 255 + 4 + 11
-	// maxIdle bounds the free list per transport; a burst beyond it closes
-	// sockets instead of keeping them open until they expire.
-	maxIdle = 64
+	// maxIdleTCP bounds the TCP free list; a burst beyond it closes
+	// connections instead of keeping them open until they expire. The UDP
+	// free list is bounded by Config.MaxConcurrent instead: a smaller bound
+	// would close and redial sockets on every query whenever more queries
+	// are in flight than it allows, which costs more than the query itself.
+	maxIdleTCP = 64
 )
+
+// bufPool recycles UDP read buffers of udpBufSize bytes.
+type bufPool struct{ p sync.Pool }
+
+func (b *bufPool) get() *[]byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return v
+	}
+	s := make([]byte, udpBufSize)
+	return &s
+}
+
+func (b *bufPool) put(p *[]byte) { b.p.Put(p) }
 
 // conn is one pooled upstream socket. It is used by one query at a time.
 type conn struct {
@@ -31,7 +47,7 @@ type conn struct {
 	tcp     bool
 	created time.Time              // age is measured from here, not from last use, so ports rotate under steady load
 	out     [2 + maxQuerySize]byte // the query in flight, after a TCP length prefix
-	in      []byte                 // read buffer
+	in      []byte                 // read buffer; for UDP, pooled and set only during a round trip
 }
 
 // upstream is one server: its socket pool, health and metric children. It is
@@ -128,8 +144,8 @@ func (u *upstream) take(tcp bool, now time.Time, expire time.Duration) (c *conn,
 }
 
 // put returns a socket to the free list, or closes it when it is too old,
-// the list is full or the pool is closed.
-func (u *upstream) put(c *conn, now time.Time, expire time.Duration) {
+// the list holds maxIdle sockets of its transport or the pool is closed.
+func (u *upstream) put(c *conn, now time.Time, expire time.Duration, maxIdle int) {
 	u.mu.Lock()
 	t := transport(c.tcp)
 	if u.closed || now.Sub(c.created) >= expire || len(u.idle[t]) >= maxIdle {
