@@ -41,6 +41,7 @@ type Cache struct {
 	skip    []string // zones that bypass the cache; nil when ClusterZone
 	seed    maphash.Seed
 	shards  []*shard // len is a power of two
+	bufs    bufPool  // packing and hit-reply buffers
 
 	mu       sync.Mutex         // guards following (the prefetch run)
 	runCtx   context.Context    // ends on Stop
@@ -103,12 +104,15 @@ func (c *Cache) shard(k key) *shard {
 	return c.shards[k.hash(c.seed)&uint64(len(c.shards)-1)]
 }
 
-// store caches the reply m to the query with key k if it may be cached.
-func (c *Cache) store(k key, m *dns.Msg) {
+// store caches the reply m to the query with key k if it may be cached, and
+// returns the entry stored or nil.
+func (c *Cache) store(k key, m *dns.Msg) *entry {
 	now := c.now()
-	if e := c.newEntry(k, m, now); e != nil {
+	e := c.newEntry(k, m, now)
+	if e != nil {
 		c.insert(k, e, now)
 	}
+	return e
 }
 
 // storeServfail caches the SERVFAIL a stage returned (rather than wrote).
@@ -143,27 +147,59 @@ func (h *handler) Name() string { return "cache" }
 // ServeDNS answers from a fresh entry, or passes the query on and caches
 // what comes back, or answers from a stale entry if passing on fails.
 func (h *handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	c := h.c
-	if !cacheable(r) {
+	k, e, now, ok := h.find(r)
+	if !ok {
 		return resolver.NextOrFailure(ctx, "cache", h.next, w, r)
 	}
-	k := keyOf(r)
-	if c.skip != nil && inZones(k.name, c.skip) {
-		return resolver.NextOrFailure(ctx, "cache", h.next, w, r)
-	}
-	now := c.now()
-	e := c.shard(k).lookup(k, now, c.cfg.ServeStale)
 	if e == nil {
-		c.metrics.misses.Inc()
+		h.c.metrics.misses.Inc()
 		return h.miss(ctx, w, r, k)
 	}
 	rem := e.remaining(now)
 	if rem <= 0 {
-		c.metrics.misses.Inc()
+		h.c.metrics.misses.Inc()
 		return h.refreshStale(ctx, w, r, k, e)
 	}
+	return h.hit(w, r, k, e, now, rem)
+}
+
+// ServeInline answers r if it is a hit on a fresh entry, which waits on
+// nothing but the shard lock, and otherwise reports false having done
+// nothing: the front end calls it from its reader goroutine, sparing hits
+// the handoff to a worker, and gives the rest to ServeDNS on a worker.
+// Misses are counted there, not here.
+func (h *handler) ServeInline(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (served bool, rcode int, err error) {
+	k, e, now, ok := h.find(r)
+	if !ok || e == nil {
+		return false, 0, nil
+	}
+	rem := e.remaining(now)
+	if rem <= 0 {
+		return false, 0, nil // stale: the refresh goes through the chain
+	}
+	rcode, err = h.hit(w, r, k, e, now, rem)
+	return true, rcode, err
+}
+
+// find returns the key of r and its usable entry (nil if none) at now; ok is
+// false when r bypasses the cache.
+func (h *handler) find(r *dns.Msg) (k key, e *entry, now time.Time, ok bool) {
+	c := h.c
+	if !cacheable(r) {
+		return k, nil, now, false
+	}
+	k = keyOf(r)
+	if c.skip != nil && inZones(k.name, c.skip) {
+		return k, nil, now, false
+	}
+	now = c.now()
+	return k, c.shard(k).lookup(k, now, c.cfg.ServeStale), now, true
+}
+
+// hit answers r from the fresh entry e, which has rem left.
+func (h *handler) hit(w dns.ResponseWriter, r *dns.Msg, k key, e *entry, now time.Time, rem time.Duration) (int, error) {
 	h.maybePrefetch(k, e, now, rem)
-	return c.answer(w, r, e, uint32(rem/time.Second))
+	return h.c.answer(w, r, e, uint32(rem/time.Second))
 }
 
 // answer writes the reply from e with TTL ttl, or returns a cached SERVFAIL.
@@ -177,11 +213,28 @@ func (c *Cache) answer(w dns.ResponseWriter, r *dns.Msg, e *entry, ttl uint32) (
 	default:
 		c.metrics.hitSuccess.Inc()
 	}
-	m := reply(r, e.msg, ttl)
-	if err := w.WriteMsg(m); err != nil {
-		return m.Rcode, fmt.Errorf("cache: write reply: %w", err)
+	rcode, err := c.write(w, r, e, ttl)
+	if err != nil {
+		return rcode, fmt.Errorf("cache: write reply: %w", err)
 	}
-	return m.Rcode, nil
+	return rcode, nil
+}
+
+// write sends the reply to r from e with every TTL set to ttl: as bytes to
+// the front end, as a message to any other writer.
+func (c *Cache) write(w dns.ResponseWriter, r *dns.Msg, e *entry, ttl uint32) (int, error) {
+	bp := c.bufs.get(int(e.wire.n))
+	defer c.bufs.put(bp)
+	b := e.wire.hitReply(*bp, r, ttl)
+	rcode := int(b[3] & 0xf)
+	if ww, ok := w.(wireWriter); ok {
+		return rcode, ww.WriteWire(b)
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		return dns.RcodeServerFailure, fmt.Errorf("%w: %w", errWire, err)
+	}
+	return rcode, w.WriteMsg(m)
 }
 
 // miss passes r on, caching the reply next writes or the SERVFAIL it returns.
@@ -208,11 +261,11 @@ func (h *handler) refreshStale(ctx context.Context, w dns.ResponseWriter, r *dns
 	c.metrics.stale.Inc()
 	c.log.Debug("serving stale", "name", k.name, "type", dns.TypeToString[k.qtype],
 		"rcode", dns.RcodeToString[rcode], "err", err)
-	m := reply(r, e.msg, staleTTL)
-	if werr := w.WriteMsg(m); werr != nil {
-		return m.Rcode, fmt.Errorf("cache: write stale reply: %w", werr)
+	rcode, werr := c.write(w, r, e, staleTTL)
+	if werr != nil {
+		return rcode, fmt.Errorf("cache: write stale reply: %w", werr)
 	}
-	return m.Rcode, nil
+	return rcode, nil
 }
 
 // writer sees the reply the rest of the chain writes, caches a copy and
@@ -225,11 +278,16 @@ type writer struct {
 }
 
 // WriteMsg caches the first reply (later ones are further messages of a
-// stream) before writing it: the front end may change m while writing.
+// stream) and writes it. A reply just stored goes to the front end as its
+// stored bytes, which are m packed as the front end would pack it: that
+// saves packing it twice.
 func (w *writer) WriteMsg(m *dns.Msg) error {
 	if !w.wrote {
 		w.wrote = true
-		w.c.store(w.k, m)
+		e := w.c.store(w.k, m)
+		if ww, ok := w.ResponseWriter.(wireWriter); ok && e != nil && e.kind != kindServfail {
+			return ww.WriteWire(e.wire.buf[:e.wire.n])
+		}
 	}
 	return w.ResponseWriter.WriteMsg(m)
 }

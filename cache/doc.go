@@ -1,10 +1,10 @@
 // Package cache is the response cache stage, the first of the chain.
 //
-// Its design constraint is the hit path: a hit must cost one shard lock, no
-// allocation beyond the reply it hands out, and must never hand out or mutate
-// the stored message. Entries keep the reply as received plus its insert time
-// and TTL; every hit builds a fresh message whose TTLs are what is left, so a
-// client never sees a TTL longer than the entry has to live.
+// Its design constraint is the hit path: a hit must cost one shard lock and,
+// written to the front end, no allocation, and must never hand out or mutate
+// what is stored. Entries keep the reply packed (see wire.go) with its insert
+// time and TTL; every hit patches a copy of the bytes, so its TTLs are what
+// is left and a client never sees a TTL longer than the entry has to live.
 //
 // What is cached: NOERROR answers, NXDOMAIN and NODATA with the negative TTL of
 // RFC 2308, and SERVFAIL for a short while. Never: truncated replies,

@@ -19,7 +19,7 @@ const (
 // entry is one cached reply. Everything but the prefetch bookkeeping is
 // immutable once the entry is stored, so hits read it without a lock.
 type entry struct {
-	msg    *dns.Msg      // the reply without OPT; nil for kindServfail; never handed out
+	wire   wireForm      // the reply; empty for kindServfail
 	kind   entryKind     //
 	stored time.Time     // insert time
 	ttl    time.Duration // TTL at insert after caps and floor; > 0
@@ -91,7 +91,12 @@ func (c *Cache) newEntry(k key, m *dns.Msg, now time.Time) *entry {
 	if e.ttl <= 0 {
 		return nil
 	}
-	e.msg = stripForStore(m)
+	w, err := c.packReply(m)
+	if err != nil {
+		c.log.Debug("reply not cached", "name", k.name, "type", dns.TypeToString[k.qtype], "err", err)
+		return nil
+	}
+	e.wire = w
 	return e
 }
 
@@ -133,18 +138,4 @@ func findSOA(rrs []dns.RR) *dns.SOA {
 		}
 	}
 	return nil
-}
-
-// stripForStore returns a deep copy of m without the OPT record, which the
-// front end sets per client.
-func stripForStore(m *dns.Msg) *dns.Msg {
-	s := m.Copy()
-	extra := s.Extra[:0]
-	for _, rr := range s.Extra {
-		if rr.Header().Rrtype != dns.TypeOPT {
-			extra = append(extra, rr)
-		}
-	}
-	s.Extra = extra
-	return s
 }
