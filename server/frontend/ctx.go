@@ -38,6 +38,14 @@ func (c *queryCtx) init(parent context.Context, deadline time.Time) {
 // Deadline implements context.Context.
 func (c *queryCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 
+// DeadlineOnly reports that, while the chain runs the query, the context
+// ends at its deadline and never earlier (its parent is never cancelled and
+// cancel runs once the handler has returned). A stage blocked on a socket
+// whose deadline is this one's needs no Done watcher at all (see forward);
+// work a stage leaves running past its return ends at the deadline at the
+// latest.
+func (c *queryCtx) DeadlineOnly() bool { return true }
+
 // Value implements context.Context.
 func (c *queryCtx) Value(key any) any { return c.parent.Value(key) }
 
@@ -90,6 +98,14 @@ func (c *queryCtx) armLocked() {
 			c.timer = time.AfterFunc(d, c.expire)
 		}
 	}
+}
+
+// armed reports whether Done or AfterFunc was called: a timer, a channel or
+// a stop function may then still refer to the context.
+func (c *queryCtx) armed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done != nil
 }
 
 // Err implements context.Context.

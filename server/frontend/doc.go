@@ -3,8 +3,11 @@
 // packets.
 //
 // Design constraint: memory and goroutines stay bounded under any flood. Each
-// UDP socket has one reader goroutine with one read buffer; a TCP connection
-// has one reader; a goroutine exists per admitted query only. Admission is a
+// UDP socket has one reader goroutine with a fixed set of read buffers (on
+// Linux it takes up to udpBatch queued datagrams per recvmmsg); a TCP
+// connection has one reader; a goroutine exists per admitted query only, and
+// not even that for what the chain answers without waiting (cache hits, see
+// inlineHandler), which the UDP reader answers itself. Admission is a
 // counting semaphore (Config.MaxInflight) taken before any parsing. Over the
 // bound the front end sheds: a UDP packet is dropped without a reply (a reply
 // costs as much as the answer we cannot afford and can be spoofed toward a
@@ -28,5 +31,7 @@
 //
 // The per-query path is lean: one allocation holds the parsed request, the
 // ResponseWriter, the client address and the query context; replies are packed
-// into pooled buffers; metric children are resolved once, at NewMetrics.
+// into pooled buffers; metric children are resolved once, at NewMetrics. A
+// stage holding a reply already packed (the cache) hands it over as bytes
+// (WriteWire): it gets the same shaping as a message, without the packing.
 package frontend

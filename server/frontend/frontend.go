@@ -32,6 +32,7 @@ type Frontend struct {
 	m       *Metrics
 	handler atomic.Pointer[handlerBox] // never nil after New
 	bufs    bufPool
+	queries sync.Pool // zeroed *query, recycled by process
 
 	inflight atomic.Int64  // admitted queries not yet finished
 	stopping atomic.Bool   // set once by Stop, before readers are told
@@ -137,6 +138,11 @@ func (f *Frontend) Start(ctx context.Context) error {
 		f.bound = append(f.bound, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 		for _, u := range udps[i] {
 			s := &udpSocket{f: f, c: u, laddr: u.LocalAddr(), pktinfo: la.wildcard && oobSize > 0, base: base}
+			if raw, err := newRawSender(u); err != nil {
+				f.log.Warn("frontend: raw sends unavailable", "addr", s.laddr, "err", err)
+			} else {
+				s.raw = raw
+			}
 			f.udp = append(f.udp, s)
 			f.readers.Add(1)
 			go s.readLoop()
@@ -247,6 +253,20 @@ func (f *Frontend) checkDrained() {
 	if f.inflight.Load() == 0 {
 		f.drainMu.Do(func() { close(f.drained) })
 	}
+}
+
+// getQuery returns a zeroed query.
+func (f *Frontend) getQuery() *query {
+	if q, ok := f.queries.Get().(*query); ok {
+		return q
+	}
+	return new(query)
+}
+
+// putQuery zeroes q, which nothing refers to any more, and keeps it for reuse.
+func (f *Frontend) putQuery(q *query) {
+	*q = query{}
+	f.queries.Put(q)
 }
 
 // bufPool recycles reply and TCP read buffers of bufSize bytes; larger needs

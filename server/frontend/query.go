@@ -34,19 +34,28 @@ type transport interface {
 
 // query is one received query: the parsed request, its client, the context
 // and the dns.ResponseWriter handed to the chain, in a single allocation.
-// It is never reused, so a stage that keeps r after returning is safe.
+// A query that reached a worker (ServeDNS) is never reused, so a stage that
+// keeps r after returning is safe; one answered in the UDP reader (by the
+// front end itself or by ServeInline, whose contract forbids keeping it) is
+// recycled. It is allocated with a malloc header (over 512 bytes, with
+// pointers): at most 888 bytes keep it in the 896-byte size class
+// (TestQuerySize).
 type query struct {
 	f        *Frontend
 	tr       transport
 	raddr    net.Addr       // *net.UDPAddr (&uaddr) or *net.TCPAddr
 	peer     netip.AddrPort // UDP client
 	dst      netip.Addr     // UDP: the address the query was sent to, when known
-	ifindex  uint32
 	uaddr    net.UDPAddr
 	ip       [16]byte
-	proto    int  // protoUDP or protoTCP
-	family   int  // 0 IPv4, 1 IPv6
-	admitted bool // holds an in-flight slot
+	ifindex  uint32
+	proto    uint8 // protoUDP or protoTCP
+	family   uint8 // 0 IPv4, 1 IPv6
+	admitted bool  // holds an in-flight slot
+	pooled   bool  // from Frontend.queries: recycled unless kept (see process)
+	kept     bool  // a panic or an armed context may have left references to it
+	written  bool  // guarded by mu; here, not below it, to save padding
+	done     bool  // guarded by mu; the handler returned: later writes are refused
 	start    time.Time
 	ctx      queryCtx
 
@@ -57,21 +66,23 @@ type query struct {
 	edns   *dns.OPT // the client's OPT record; nil without EDNS
 	nOpt   int      // OPT records in the request
 
-	mu      sync.Mutex // guards following; held while packing and sending
-	written bool
-	done    bool // the handler returned: later writes are refused
-	rcode   int  // of the first reply written
-	out     dns.Msg
-	outX    [4]dns.RR
-	opt     dns.OPT
-	oob     [oobSize]byte
+	mu    sync.Mutex // guards following and written, done; held while packing and sending
+	rcode int        // of the first reply written
+	out   dns.Msg
+	outX  [4]dns.RR
+	opt   dns.OPT
+	oob   [oobSize]byte
 }
 
 // process runs in the reader goroutine: it parses, answers what never reaches
-// the chain, and hands the rest to a worker.
+// the chain and what the chain answers inline, and hands the rest to a worker.
 func (f *Frontend) process(q *query, pkt []byte, base context.Context) {
-	if !q.prepare(pkt, base) {
-		q.end()
+	if q.prepare(pkt, base) {
+		return // a worker has it
+	}
+	q.end()
+	if q.pooled && !q.kept && !q.ctx.armed() {
+		f.putQuery(q)
 	}
 }
 
@@ -95,7 +106,7 @@ func (q *query) prepare(pkt []byte, base context.Context) (dispatched bool) {
 	if len(q.req.Question) == 1 {
 		qtype = q.req.Question[0].Qtype
 	}
-	f.m.request(q.proto, q.family, qtype)
+	f.m.request(int(q.proto), int(q.family), qtype)
 	switch rc := q.check(); {
 	case !q.admitted:
 		q.reply(dns.RcodeRefused)
@@ -105,10 +116,49 @@ func (q *query) prepare(pkt []byte, base context.Context) (dispatched bool) {
 		q.replyANY()
 	default:
 		q.ctx.init(base, q.start.Add(f.cfg.QueryTimeout))
+		if q.proto == protoUDP && q.serveInline() {
+			return false
+		}
 		f.dispatch(q)
 		return true
 	}
 	return false
+}
+
+// inlineHandler is a chain whose first stage answers some queries without
+// waiting on anything (the cache its hits). The UDP reader offers it each
+// query before handing the query to a worker: that handoff costs as much as
+// a hit itself. ServeInline reports false, having done nothing, for a query
+// it leaves to ServeDNS. It must not keep ctx, w or r once it returns: the
+// query is recycled. Over TCP every query goes to a worker, so a slow
+// client's reply never holds up reading its connection.
+type inlineHandler interface {
+	ServeInline(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (served bool, rcode int, err error)
+}
+
+// serveInline answers q in the calling goroutine if the chain takes it
+// inline, and reports whether it did.
+func (q *query) serveInline() bool {
+	h := q.f.handler.Load().h
+	ih, ok := h.(inlineHandler)
+	if !ok {
+		return false
+	}
+	served, rcode, err := q.callInline(ih)
+	if served {
+		q.conclude(h, rcode, err)
+	}
+	return served
+}
+
+func (q *query) callInline(ih inlineHandler) (served bool, rcode int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			q.f.panicked(q, p)
+			served, rcode, err = true, dns.RcodeServerFailure, errPanic
+		}
+	}()
+	return ih.ServeInline(&q.ctx, q, &q.req)
 }
 
 // check returns the rcode for a query the chain must not see, or -1.
@@ -178,6 +228,7 @@ func (q *query) conclude(h resolver.Handler, rcode int, err error) {
 }
 
 func (f *Frontend) panicked(q *query, p any) {
+	q.kept = true // whatever panicked may hold on to it
 	f.m.panics.Inc()
 	var name string
 	if len(q.req.Question) > 0 {

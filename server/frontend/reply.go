@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/miekg/dns"
@@ -62,11 +63,7 @@ func (q *query) pack(m *dns.Msg, buf []byte) (frame []byte, rcode int, err error
 		o.Question = r.Question
 	}
 	o.Extra = q.shapeExtra(m.Extra)
-	size := resolver.ReplySize(q, r)
-	if q.proto == protoUDP {
-		size = min(size, maxUDPReply)
-	}
-	o.Truncate(size)
+	o.Truncate(q.replySize())
 	b, err := o.PackBuffer(buf[2:])
 	if err != nil {
 		return nil, o.Rcode, err
@@ -77,6 +74,81 @@ func (q *query) pack(m *dns.Msg, buf []byte) (frame []byte, rcode int, err error
 	frame = make([]byte, len(b)+2) // did not fit the pooled buffer
 	copy(frame[2:], b)
 	return frame, o.Rcode, nil
+}
+
+// replySize is the largest reply the client accepts (resolver.ReplySize),
+// over UDP at most maxUDPReply.
+func (q *query) replySize() int {
+	size := resolver.ReplySize(q, &q.req)
+	if q.proto == protoUDP {
+		size = min(size, maxUDPReply)
+	}
+	return size
+}
+
+// optLen is the length of our OPT record: root owner, type, class, TTL and
+// an empty RDATA.
+const optLen = 11
+
+// WriteWire sends the packed reply b, which holds one question and no OPT
+// record, as it is apart from what the front end owns: the client's ID, QR,
+// the opcode and RA, and for a client that sent EDNS our OPT record (payload
+// size ednsSize, the client's DO bit) appended. A reply that does not fit the
+// client's buffer that way is unpacked and goes through WriteMsg, which
+// truncates it. When b is packed uncompressed the bytes sent are those
+// WriteMsg sends for the same message. b is not retained.
+func (q *query) WriteWire(b []byte) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.done {
+		return ErrLateWrite
+	}
+	if q.written && q.proto == protoUDP {
+		return nil
+	}
+	ol := 0
+	if q.edns != nil {
+		ol = optLen
+	}
+	if len(b) < headerLen || binary.BigEndian.Uint16(b[4:]) != 1 || len(b)+ol > q.replySize() {
+		m := new(dns.Msg)
+		if err := m.Unpack(b); err != nil {
+			return fmt.Errorf("frontend: write: %w", err)
+		}
+		return q.writeLocked(m)
+	}
+	bp := q.f.bufs.get()
+	defer q.f.bufs.put(bp)
+	frame := *bp
+	if n := 2 + len(b) + ol; n <= len(frame) {
+		frame = frame[:n]
+	} else {
+		frame = make([]byte, n)
+	}
+	h := frame[2:]
+	copy(h, b)
+	binary.BigEndian.PutUint16(h, q.req.Id)
+	h[2] = 0x80 | byte(q.req.Opcode&0xf)<<3 | h[2]&0x07 // QR, opcode; AA, TC, RD kept
+	h[3] |= 0x80                                        // RA
+	if ol > 0 {
+		binary.BigEndian.PutUint16(h[10:], binary.BigEndian.Uint16(h[10:])+1)
+		o := h[len(b):]
+		o[0] = 0 // root owner
+		binary.BigEndian.PutUint16(o[1:], dns.TypeOPT)
+		binary.BigEndian.PutUint16(o[3:], ednsSize)
+		binary.BigEndian.PutUint32(o[5:], 0) // extended rcode, version, flags
+		if q.edns.Do() {
+			o[7] = 0x80
+		}
+		binary.BigEndian.PutUint16(o[9:], 0) // RDLENGTH
+	}
+	if !q.written {
+		q.written, q.rcode = true, int(h[3]&0xf)
+	}
+	if err := q.tr.send(q, frame); err != nil {
+		return fmt.Errorf("send reply to %s: %w", q.raddr, err)
+	}
+	return nil
 }
 
 // shapeExtra returns extra without any OPT record, plus ours when the client

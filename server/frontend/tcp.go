@@ -149,7 +149,7 @@ func (f *Frontend) tcpResponse(b []byte) bool {
 // MaxInflight, not (process then answers REFUSED: the peer is real and
 // would otherwise wait for its timeout).
 func (f *Frontend) receiveTCP(tr transport, raddr net.Addr, family int) *query {
-	q := &query{f: f, tr: tr, raddr: raddr, proto: protoTCP, family: family}
+	q := &query{f: f, tr: tr, raddr: raddr, proto: protoTCP, family: uint8(family)}
 	if f.admit() {
 		q.admitted = true
 	} else {

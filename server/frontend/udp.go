@@ -19,21 +19,22 @@ type udpSocket struct {
 	laddr   net.Addr
 	pktinfo bool            // wildcard bind: reply from the query's destination
 	base    context.Context // parent of query contexts, for values only
+	raw     *rawSender      // nil where raw sends are not available
 }
 
-// readLoop reads with one buffer, parses in place, and hands each admitted
-// query that needs the chain to a goroutine of its own.
+// readLoop reads datagrams in batches (see batchReader), parses each in
+// place, and hands each admitted query that needs the chain to a worker.
 func (s *udpSocket) readLoop() {
 	f := s.f
 	defer f.readers.Done()
-	buf := make([]byte, udpReadSize)
-	var oob []byte
-	if s.pktinfo {
-		oob = make([]byte, oobSize)
+	br, err := newBatchReader(s.c, s.pktinfo)
+	if err != nil {
+		f.log.Error("frontend: udp reader", "addr", s.laddr, "err", err)
+		return
 	}
 	var backoff time.Duration
 	for {
-		n, oobn, flags, peer, err := s.c.ReadMsgUDPAddrPort(buf, oob)
+		n, err := br.read()
 		if err != nil {
 			if f.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -44,14 +45,17 @@ func (s *udpSocket) readLoop() {
 			continue
 		}
 		backoff = 0
-		q := f.receiveUDP(s, buf[:n], flags&msgTrunc != 0, peer)
-		if q == nil {
-			continue
+		for i := range n {
+			pkt, cut, peer, oob := br.datagram(i)
+			q := f.receiveUDP(s, pkt, cut, peer)
+			if q == nil {
+				continue
+			}
+			if s.pktinfo {
+				q.dst, q.ifindex, _ = parseDst(oob)
+			}
+			f.process(q, pkt, s.base)
 		}
-		if s.pktinfo {
-			q.dst, q.ifindex, _ = parseDst(oob[:oobn])
-		}
-		f.process(q, buf[:n], s.base)
 	}
 }
 
@@ -67,7 +71,8 @@ func (f *Frontend) receiveUDP(tr transport, pkt []byte, cut bool, peer netip.Add
 		f.m.shed[protoUDP].Inc()
 		return nil
 	}
-	q := &query{f: f, tr: tr, proto: protoUDP, admitted: true}
+	q := f.getQuery()
+	q.f, q.tr, q.proto, q.admitted, q.pooled = f, tr, protoUDP, true, true
 	q.setPeer(peer)
 	return q
 }
@@ -93,11 +98,18 @@ func (q *query) setPeer(peer netip.AddrPort) {
 }
 
 func (s *udpSocket) send(q *query, frame []byte) error {
+	var oob []byte
 	if q.dst.IsValid() {
 		if n := buildSrc(q.oob[:], q.dst, q.ifindex); n > 0 {
-			_, _, err := s.c.WriteMsgUDPAddrPort(frame[2:], q.oob[:n], q.peer)
-			return err
+			oob = q.oob[:n]
 		}
+	}
+	if s.raw != nil {
+		return s.raw.send(frame[2:], oob, q.peer)
+	}
+	if oob != nil {
+		_, _, err := s.c.WriteMsgUDPAddrPort(frame[2:], oob, q.peer)
+		return err
 	}
 	_, err := s.c.WriteToUDPAddrPort(frame[2:], q.peer)
 	return err

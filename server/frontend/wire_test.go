@@ -348,3 +348,46 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestBurstFromManyClients: datagrams that queue up while the reader is busy
+// are read several at a time (recvmmsg on Linux); every one is answered once,
+// to its own sender.
+func TestBurstFromManyClients(t *testing.T) {
+	z := newZone(t, "a.example. 60 IN A 10.0.0.1")
+	s := start(t, frontend.Config{UDPSockets: 1}, z)
+	const clients, perClient = 8, 10
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		c, err := net.Dial("udp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	for j := range perClient {
+		for i, c := range conns {
+			q := query("a.example.", dns.TypeA)
+			q.Id = uint16(i<<8 | j)
+			if _, err := c.Write(pack(t, q)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	buf := make([]byte, 512)
+	for i, c := range conns {
+		seen := map[uint16]bool{}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for range perClient {
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatalf("client %d: %d replies, then %v", i, len(seen), err)
+			}
+			id := binary.BigEndian.Uint16(buf[:n])
+			if int(id>>8) != i || seen[id] {
+				t.Fatalf("client %d got reply id %#x (another client's, or twice)", i, id)
+			}
+			seen[id] = true
+		}
+	}
+}
