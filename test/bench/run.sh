@@ -53,6 +53,14 @@
 #   RESULTS_DIR               output directory (default: a new /tmp/clusterdns-bench.*)
 set -euo pipefail
 
+# One run at a time on a machine: runs pin to the same CPUs and ports, and a
+# second one would skew both. BENCH_LOCK names the lock file.
+exec 9>"${BENCH_LOCK:-/tmp/clusterdns-bench.lock}"
+if ! flock -n 9; then
+  echo "run.sh: another harness run holds ${BENCH_LOCK:-/tmp/clusterdns-bench.lock}; waiting" >&2
+  flock 9
+fi
+
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
