@@ -4,17 +4,28 @@
 # a real control plane, with equivalent configuration, side by side.
 #
 #   test/bench/run.sh                      quick run (1,000 services, 10,000 endpoints)
-#   FULL=1 test/bench/run.sh               issue size (10,000 services, 100,000 endpoints)
+#   FULL=1 test/bench/run.sh               issue size (10,000 services, 100,000 endpoints,
+#                                          50,000 pods watched in verified mode)
+#
+# Duration on the 2-core test machine, tools cached: loading takes about 45 s
+# for the FULL Services and endpoints and 2 min for its 50,000 Pods (two API
+# writes each, ~430 Pods/s); with the default REPS and DURATION the
+# scenarios, programming latency and relist take about 8 min more, so a
+# FULL=1 run is about 11-12 min
+# (FULL=1 SCENARIOS=cluster REPS=1 DURATION=3 PEERS=coredns: about 4 min).
 #
 # What it does, each step bounded in time and on loopback only:
 #  1. installs dnsperf (and unbound when the distribution has it) with apt;
 #     builds CoreDNS (coredns.sh), etcd and kube-apiserver (test/cluster/build.sh),
 #     all cached outside the repo, and clusterdns and benchtool from this tree;
 #  2. starts the control plane (test/cluster/up.sh) and loads N_SERVICES
-#     Services and N_ENDPOINTS endpoints with 16 client workers;
+#     Services, N_ENDPOINTS endpoints and N_PODS running Pods with 16 client
+#     workers;
 #  3. starts a stub upstream, then each server pinned to SERVER_CPU with the
-#     same TTL, cache size and upstream, after the objects exist, so that
-#     each starts with a full list of them (the peak RSS shows its cost);
+#     same TTL, cache size and upstream (and, with N_PODS > 0, pod records in
+#     verified mode), after the objects exist, so that each starts with a
+#     full list of them (the peak RSS shows its cost); checks that every
+#     cluster server answers a few Service and pod names exactly right;
 #  4. runs each scenario REPS times, alternating servers (A B A B ...), with
 #     dnsperf pinned to LOAD_CPU for DURATION seconds per run, and measures
 #     the server's CPU time per answered query from /proc/PID/stat;
@@ -28,6 +39,11 @@
 #
 # Parameters (environment):
 #   N_SERVICES, N_ENDPOINTS   objects to load (default 1000, 10000; FULL=1: 10000, 100000)
+#   N_PODS                    running Pods to load (default 0; FULL=1: 50000). Above 0 both
+#                             servers watch Pods and answer pod records in verified mode
+#                             (clusterdns kubernetes.pods: verified, CoreDNS pods verified),
+#                             and the cluster scenario asks for pod records too
+#                             (FULL=1 N_PODS=0: the issue's scenario without pods)
 #   REPS                      repetitions per scenario and server (default 3)
 #   DURATION                  seconds per dnsperf run (default 10)
 #   CLIENTS, OUTSTANDING      dnsperf -c and -q (default 4, 100)
@@ -67,9 +83,13 @@ ROOT=$(cd "$HERE/../.." && pwd)
 if [ "${FULL:-0}" = 1 ]; then
   N_SERVICES=${N_SERVICES:-10000}
   N_ENDPOINTS=${N_ENDPOINTS:-100000}
+  N_PODS=${N_PODS:-50000}
 fi
 N_SERVICES=${N_SERVICES:-1000}
 N_ENDPOINTS=${N_ENDPOINTS:-10000}
+N_PODS=${N_PODS:-0}
+POD_MODE=disabled
+[ "$N_PODS" -gt 0 ] && POD_MODE=verified
 REPS=${REPS:-3}
 DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-4}
@@ -190,7 +210,7 @@ ETCD=$(printf '%s\n' "$bins" | sed -n 's/^etcd=//p')
 KUBE_APISERVER=$(printf '%s\n' "$bins" | sed -n 's/^kube-apiserver=//p')
 
 # ---- 3. control plane and objects
-log "control plane; loading $N_SERVICES services, $N_ENDPOINTS endpoints"
+log "control plane; loading $N_SERVICES services, $N_ENDPOINTS endpoints, $N_PODS pods"
 CLUSTER_UP=1
 # OWNER_PID: up.sh's watchdog brings the control plane down even if this
 # script is killed with SIGKILL and its trap never runs.
@@ -199,7 +219,7 @@ KUBECONFIG_PATH=$(CLUSTERDNS_TEST_STATE=$CLUSTER_STATE CLUSTERDNS_TEST_OWNER_PID
 [ -f "$KUBECONFIG_PATH" ] || die "up.sh gave no kubeconfig"
 KCONTEXT=clusterdns-test
 taskset -c "$LOAD_CPU" "$BT" load -kubeconfig "$KUBECONFIG_PATH" \
-  -services "$N_SERVICES" -endpoints "$N_ENDPOINTS" -workers 16
+  -services "$N_SERVICES" -endpoints "$N_ENDPOINTS" -pods "$N_PODS" -workers 16 -results "$RESULTS"
 "$BT" queries -kubeconfig "$KUBECONFIG_PATH" -zone "$ZONE" -dir "$RESULTS_DIR/queries"
 
 # ---- 4. stub upstream and servers
@@ -235,13 +255,14 @@ limits: {udpSockets: 1}
 http: {metrics: "$METRICS_CLUSTERDNS", health: "", ready: ""}
 cache: {size: $CACHE_SIZE, clusterZone: $cluster_zone_cache}
 forward: {upstreams: ["$STUB"]}
-kubernetes: {zone: $ZONE, kubeconfig: $KUBECONFIG_PATH, ttl: $TTL}
+kubernetes: {zone: $ZONE, kubeconfig: $KUBECONFIG_PATH, ttl: $TTL, pods: $POD_MODE}
 EOF
 
 # CoreDNS: kubernetes, cache and forward with the same TTL, capacity and
-# upstream; prometheus on, as clusterdns's /metrics is.
+# upstream and pod mode; prometheus on, as clusterdns's /metrics is.
 kube_block="kubernetes $ZONE in-addr.arpa ip6.arpa {
         kubeconfig $KUBECONFIG_PATH $KCONTEXT
+        pods $POD_MODE
         ttl $TTL"
 cache_block="cache 3600 {
         success $CACHE_SIZE
@@ -311,6 +332,9 @@ forward-zone:
 EOF
 
 SENTINEL=sentinel.bench-000.svc.$ZONE
+# The pod sentinel (benchtool load: 10.127.255.250, after every other Pod):
+# the Pod informers sync apart from the Service ones.
+POD_SENTINEL=10-127-255-250.bench-000.pod.$ZONE
 for impl in "${IMPLS[@]}"; do
   case $impl in
   clusterdns) bg clusterdns taskset -c "$SERVER_CPU" "$BIN/clusterdns" -config "$RESULTS_DIR/conf/clusterdns.yaml" ;;
@@ -329,6 +353,10 @@ for impl in "${IMPLS[@]}"; do
   else
     "$BT" wait -server "127.0.0.1:${PORT[$impl]}" -name "$SENTINEL" -want 10.127.255.254 -timeout 10m ||
       die "$impl did not sync: $(tail -n 20 "$LOGS/$impl.log")"
+    if [ "$N_PODS" -gt 0 ]; then
+      "$BT" wait -server "127.0.0.1:${PORT[$impl]}" -name "$POD_SENTINEL" -want 10.127.255.250 -timeout 10m ||
+        die "$impl did not sync pods: $(tail -n 20 "$LOGS/$impl.log")"
+    fi
   fi
 done
 sleep 2
@@ -336,6 +364,15 @@ sleep 2
 for impl in "${IMPLS[@]}"; do
   [ "$impl" = unbound ] || "$BT" mem -pid "${PID[$impl]}" -impl "$impl" -phase synced -reset -results "$RESULTS"
 done
+# Sanity check before any load: the cluster servers answer the same names
+# with the same, right answers (pod records verified when Pods are loaded).
+checks=()
+for impl in "${IMPLS[@]}"; do
+  [ "$impl" = unbound ] || checks+=(-server "$impl=127.0.0.1:${PORT[$impl]}")
+done
+if [ "${#checks[@]}" -gt 0 ]; then
+  "$BT" check -file "$RESULTS_DIR/queries/check.txt" "${checks[@]}" || die "the servers do not answer the check names right"
+fi
 
 # ---- 5. scenarios
 perf() { # perf SCENARIO IMPL REP DATAFILE
@@ -398,10 +435,17 @@ if [ "$RELIST" = 1 ]; then
   "$BT" etcdbump -etcd "127.0.0.1:$(sed -n 's/^ETCD_PORT=//p' "$CLUSTER_STATE/ports.env")"
   CLUSTERDNS_TEST_STATE=$CLUSTER_STATE CLUSTERDNS_TEST_OWNER_PID=$$ bash "$ROOT/test/cluster/up.sh" >/dev/null
   "$BT" sentinel -kubeconfig "$KUBECONFIG_PATH" -name sentinel-relist -ip 10.127.255.253
+  if [ "$N_PODS" -gt 0 ]; then
+    "$BT" sentinel -kubeconfig "$KUBECONFIG_PATH" -name sentinel-relist -ip 10.127.255.249 -pod
+  fi
   for impl in "${IMPLS[@]}"; do
     [ "$impl" = unbound ] && continue
     "$BT" wait -server "127.0.0.1:${PORT[$impl]}" -name "sentinel-relist.bench-000.svc.$ZONE" -want 10.127.255.253 -timeout 5m ||
       die "$impl did not resume after the API server restart: $(tail -n 20 "$LOGS/$impl.log")"
+    if [ "$N_PODS" -gt 0 ]; then
+      "$BT" wait -server "127.0.0.1:${PORT[$impl]}" -name "10-127-255-249.bench-000.pod.$ZONE" -want 10.127.255.249 -timeout 5m ||
+        die "$impl did not resume pods after the API server restart: $(tail -n 20 "$LOGS/$impl.log")"
+    fi
   done
   sleep 3
   "$BT" lists -kubeconfig "$KUBECONFIG_PATH" -phase relist -results "$RESULTS"
@@ -417,10 +461,10 @@ log "report"
   echo
   echo "- machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -r)"
   echo "- servers: ${IMPLS[*]}; CoreDNS $(test -n "$COREDNS" && "$COREDNS" -version | head -1 | sed 's/^CoreDNS-//'), layout $COREDNS_LAYOUT; clusterdns $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?') (working tree)"
-  echo "- objects: $N_SERVICES services, $N_ENDPOINTS endpoints; TTL $TTL; cache $CACHE_SIZE entries; stub upstream on loopback"
+  echo "- objects: $N_SERVICES services, $N_ENDPOINTS endpoints, $N_PODS pods (pod records: $POD_MODE); TTL $TTL; cache $CACHE_SIZE entries; stub upstream on loopback"
   echo "- load: dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION$([ "$MAX_QPS" != 0 ] && echo " -Q $MAX_QPS") on CPU $LOAD_CPU; servers on CPU $SERVER_CPU; $REPS repetitions, servers alternating"
   echo "- CPU µs/query: server utime+stime (/proc/PID/stat) over the run / queries answered. Latency: per-query figures from dnsperf -v."
-  echo "- reproduce: $(printf '%q ' N_SERVICES="$N_SERVICES" N_ENDPOINTS="$N_ENDPOINTS" REPS="$REPS" DURATION="$DURATION" COREDNS_LAYOUT="$COREDNS_LAYOUT")test/bench/run.sh"
+  echo "- reproduce: $(printf '%q ' N_SERVICES="$N_SERVICES" N_ENDPOINTS="$N_ENDPOINTS" N_PODS="$N_PODS" REPS="$REPS" DURATION="$DURATION" COREDNS_LAYOUT="$COREDNS_LAYOUT")test/bench/run.sh"
   echo
   "$BT" report -results "$RESULTS"
 } >"$REPORT"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -123,20 +122,36 @@ type loadJob struct {
 	first, count int
 }
 
+// serviceFor returns the job of Service i out of nsvc holding neps
+// endpoints between them, spread as evenly as they divide.
+func serviceFor(i, nsvc, neps int) loadJob {
+	per, extra := neps/nsvc, neps%nsvc
+	count := per
+	if i < extra {
+		count++
+	}
+	return loadJob{
+		ns: benchNamespace(i / servicesPerNS), name: fmt.Sprintf("s%d", i), headless: i%headlessEvery == 0,
+		first: i*per + min(i, extra), count: count,
+	}
+}
+
 // runLoad is the "load" command.
 func runLoad(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "admin kubeconfig of the test control plane")
 	nsvc := fs.Int("services", 1000, "Services to create")
 	neps := fs.Int("endpoints", 10000, "endpoints to create, spread over the Services")
+	npods := fs.Int("pods", 0, "running Pods to create, spread over the Services' namespaces")
 	workers := fs.Int("workers", 16, "concurrent API clients")
 	qps := fs.Float64("qps", 1000, "client rate limit")
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up after this long")
+	results := fs.String("results", "", "results file to record the object counts in (optional)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *nsvc < 1 || *neps < 0 || *workers < 1 {
-		return errors.New("need services >= 1, endpoints >= 0, workers >= 1")
+	if *nsvc < 1 || *neps < 0 || *npods < 0 || *npods > maxPods || *workers < 1 {
+		return fmt.Errorf("need services >= 1, endpoints >= 0, 0 <= pods <= %d, workers >= 1", maxPods)
 	}
 	cs, err := clientFor(*kubeconfig, float32(*qps), int(*qps)*2)
 	if err != nil {
@@ -157,36 +172,69 @@ func runLoad(ctx context.Context, args []string) error {
 		}
 	}
 
-	jobs := make(chan loadJob)
+	if err := parallel(ctx, *workers, *nsvc, 1000, "services", func(ctx context.Context, i int) error {
+		return loadOne(ctx, cs, serviceFor(i, *nsvc, *neps))
+	}); err != nil {
+		return err
+	}
+	svcDone := time.Now()
+	fmt.Fprintf(os.Stderr, "load: %d services, %d endpoints in %s\n", *nsvc, *neps, svcDone.Sub(start).Round(time.Millisecond))
+	if *npods > 0 {
+		if err := parallel(ctx, *workers, *npods, 5000, "pods", func(ctx context.Context, j int) error {
+			return loadPod(ctx, cs, podFor(j, *nsvc))
+		}); err != nil {
+			return err
+		}
+		d := time.Since(svcDone)
+		fmt.Fprintf(os.Stderr, "load: %d pods in %s (%.0f/s)\n", *npods, d.Round(time.Millisecond), float64(*npods)/d.Seconds())
+		// After every other Pod: a server answering this one's name has
+		// listed them all.
+		if err := loadPod(ctx, cs, sentinelPod(sentinelService, sentinelPodIP)); err != nil {
+			return err
+		}
+	}
+	// Created last, after every worker finished: a server that answers the
+	// sentinel's address has listed everything before it.
+	if err := loadSentinel(ctx, cs); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "load: %d services, %d endpoints, %d pods in %d namespaces in %s\n",
+		*nsvc, *neps, *npods, nns, time.Since(start).Round(time.Millisecond))
+	if *results == "" {
+		return nil
+	}
+	return appendRecord(*results, record{Kind: "objects", Impl: "kube-apiserver",
+		Objects: map[string]int64{"services": int64(*nsvc), "endpoints": int64(*neps), "pods": int64(*npods)}})
+}
+
+// parallel runs do(i) for every i in [0, n) on workers goroutines, stopping
+// at the first error, and prints progress every `every` completions.
+func parallel(ctx context.Context, workers, n, every int, what string, do func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	jobs := make(chan int)
 	var done atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
-	for range *workers {
+	for range workers {
 		wg.Go(func() {
-			for j := range jobs {
-				if err := loadOne(ctx, cs, j); err != nil {
+			for i := range jobs {
+				if err := do(ctx, i); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					continue
 				}
-				if n := done.Add(1); n%1000 == 0 {
-					fmt.Fprintf(os.Stderr, "load: %d/%d services (%s)\n", n, *nsvc, time.Since(start).Round(time.Second))
+				if d := done.Add(1); d%int64(every) == 0 {
+					fmt.Fprintf(os.Stderr, "load: %d/%d %s (%s)\n", d, n, what, time.Since(start).Round(time.Second))
 				}
 			}
 		})
 	}
-	per, extra := *neps / *nsvc, *neps%*nsvc
-	next := 0
 feed:
-	for i := range *nsvc {
-		count := per
-		if i < extra {
-			count++
-		}
-		j := loadJob{ns: benchNamespace(i / servicesPerNS), name: fmt.Sprintf("s%d", i), headless: i%headlessEvery == 0, first: next, count: count}
-		next += count
+	for i := range n {
 		select {
-		case jobs <- j:
+		case jobs <- i:
 		case <-ctx.Done():
 			break feed
 		}
@@ -197,15 +245,8 @@ feed:
 		return firstErr
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("load: %w", err)
+		return fmt.Errorf("load %s: %w", what, err)
 	}
-	// Created last, after every worker finished: a server that answers the
-	// sentinel's address has listed everything before it.
-	if err := loadSentinel(ctx, cs); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "load: %d services, %d endpoints in %d namespaces in %s\n",
-		*nsvc, *neps, nns, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -262,10 +303,15 @@ func createHeadless(ctx context.Context, cs kubernetes.Interface, ns, name strin
 // create runs one create call with a per-request timeout; AlreadyExists is
 // success, so a rerun against the same control plane completes the set.
 func create(ctx context.Context, call func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, loadRequestTimeout)
-	defer cancel()
-	if err := call(ctx); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := withTimeout(ctx, call); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	return nil
+}
+
+// withTimeout runs one API call with the per-request timeout.
+func withTimeout(ctx context.Context, call func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, loadRequestTimeout)
+	defer cancel()
+	return call(ctx)
 }

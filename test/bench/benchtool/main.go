@@ -8,16 +8,17 @@
 // bounded in time, so a harness run cannot leak traffic or hang.
 //
 //	benchtool stub     -listen 127.0.0.1:0 -portfile F
-//	benchtool load     -kubeconfig K -services N -endpoints M
+//	benchtool load     -kubeconfig K -services N -endpoints M [-pods P]
 //	benchtool queries  -kubeconfig K -dir D
 //	benchtool missfile -prefix P -n N -out F
 //	benchtool wait     -server ADDR -name NAME
+//	benchtool check    -server NAME=ADDR ... -file F
 //	benchtool perf     -server ADDR -pid PID -data F -results R ...
 //	benchtool mem      -pid PID -results R ...
 //	benchtool proglat  -kubeconfig K -server NAME=ADDR ... -results R
 //	benchtool report   -results R
 //	benchtool ports    -n N
-//	benchtool sentinel -kubeconfig K -name N -ip IP
+//	benchtool sentinel -kubeconfig K -name N -ip IP [-pod]
 //	benchtool lists    -kubeconfig K -results R
 //	benchtool etcdbump -etcd 127.0.0.1:PORT
 package main
@@ -49,11 +50,12 @@ var commands = map[string]func(context.Context, []string) error{
 	"sentinel": runSentinel,
 	"lists":    runLists,
 	"etcdbump": runEtcdBump,
+	"check":    runCheck,
 }
 
 func main() {
 	if len(os.Args) < 2 || commands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: benchtool stub|load|queries|missfile|wait|perf|mem|proglat|report|ports|sentinel|lists|etcdbump [flags]")
+		fmt.Fprintln(os.Stderr, "usage: benchtool stub|load|queries|missfile|wait|check|perf|mem|proglat|report|ports|sentinel|lists|etcdbump [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

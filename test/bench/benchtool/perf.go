@@ -47,6 +47,9 @@ type record struct {
 	Missed  int `json:"missed,omitempty"`
 
 	Lists map[string]int64 `json:"lists,omitempty"`
+
+	// Objects counts what the loader created, by resource (kind "objects").
+	Objects map[string]int64 `json:"objects,omitempty"`
 }
 
 func appendRecord(path string, r record) error {

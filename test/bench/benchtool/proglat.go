@@ -38,6 +38,22 @@ var (
 // dnsTarget is a server under test.
 type dnsTarget struct{ name, addr string }
 
+// serverFlag defines the repeatable -server name=127.0.0.1:port flag,
+// appending each to targets.
+func serverFlag(fs *flag.FlagSet, targets *[]dnsTarget) {
+	fs.Func("server", "name=127.0.0.1:port of a server to query (repeatable)", func(s string) error {
+		n, a, ok := strings.Cut(s, "=")
+		if !ok {
+			return errors.New("want name=addr")
+		}
+		if err := loopbackOnly(a); err != nil {
+			return err
+		}
+		*targets = append(*targets, dnsTarget{n, a})
+		return nil
+	})
+}
+
 // answerCheck reports whether a reply reflects the change.
 type answerCheck func(*dns.Msg) bool
 
@@ -111,17 +127,7 @@ func runProgLat(ctx context.Context, args []string) error {
 	interval := fs.Duration("interval", 2*time.Millisecond, "poll interval per server and change")
 	results := fs.String("results", "", "results file to append to")
 	var targets []dnsTarget
-	fs.Func("server", "name=127.0.0.1:port of a server to poll (repeatable)", func(s string) error {
-		n, a, ok := strings.Cut(s, "=")
-		if !ok {
-			return errors.New("want name=addr")
-		}
-		if err := loopbackOnly(a); err != nil {
-			return err
-		}
-		targets = append(targets, dnsTarget{n, a})
-		return nil
-	})
+	serverFlag(fs, &targets)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

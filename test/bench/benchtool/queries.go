@@ -7,13 +7,16 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // externalNames are what pods commonly resolve outside the cluster; with
@@ -33,8 +36,9 @@ const (
 )
 
 // runQueries is the "queries" command: it writes the cluster, junk and
-// cache-hit query files (dnsperf format, "name type" per line) from the
-// objects the loader created, read back from the API.
+// cache-hit query files (dnsperf format, "name type" per line) and the check
+// file (check.go) from the objects the loader created, read back from the
+// API.
 func runQueries(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("queries", flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "admin kubeconfig of the test control plane")
@@ -71,6 +75,10 @@ func runQueries(ctx context.Context, args []string) error {
 			firstEndpoint[key] = es.Endpoints[0].Addresses[0]
 		}
 	}
+	pods, err := listPodIPs(ctx, cs)
+	if err != nil {
+		return err
+	}
 	z := strings.TrimSuffix(*zone, ".")
 	rng := rand.New(rand.NewPCG(*seed, *seed))
 
@@ -101,6 +109,12 @@ func runQueries(ctx context.Context, args []string) error {
 		}
 	}
 
+	// Pod records, when Pods are loaded (the servers then verify them): as
+	// many A queries as there are SRV or PTR ones, spread over the Pods.
+	for _, p := range spread(pods, (len(svcs.Items)+2)/3) {
+		cluster = append(cluster, podName(p.ip, p.ns, z)+" A")
+	}
+
 	// Search-path junk as a pod in namespace ns sends it with ndots:5: every
 	// external name under each search domain (A and AAAA), and other
 	// namespaces' Services under the pod's own namespace.
@@ -126,6 +140,12 @@ func runQueries(ctx context.Context, args []string) error {
 		hit = append(hit, fmt.Sprintf("h%d.%s. A", i, hitDomain))
 	}
 
+	check := checkLines(svcs.Items, pods, z)
+	if err := writeLines(filepath.Join(*dir, checkFile), check); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "queries: %s: %d names\n", checkFile, len(check))
+
 	for _, f := range []struct {
 		name  string
 		lines []string
@@ -137,6 +157,78 @@ func runQueries(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "queries: %s: %d queries\n", f.name, len(f.lines))
 	}
 	return nil
+}
+
+// podIP is a loaded Pod's namespace and address.
+type podIP struct {
+	ns string
+	ip netip.Addr
+}
+
+// listPodIPs returns the bench Pods that have an IPv4 address, in pages: a
+// single list of 50,000 Pods would be hundreds of megabytes of JSON.
+func listPodIPs(ctx context.Context, cs kubernetes.Interface) ([]podIP, error) {
+	var out []podIP
+	opts := metav1.ListOptions{LabelSelector: benchLabel + "=true", Limit: 5000}
+	for {
+		l, err := cs.CoreV1().Pods("").List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list pods: %w", err)
+		}
+		for _, p := range l.Items {
+			if ip, err := netip.ParseAddr(p.Status.PodIP); err == nil && ip.Is4() {
+				out = append(out, podIP{p.Namespace, ip})
+			}
+		}
+		if l.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = l.Continue
+	}
+}
+
+// spread returns at most n elements of v, evenly spaced.
+func spread[T any](v []T, n int) []T {
+	if n >= len(v) {
+		return v
+	}
+	out := make([]T, 0, n)
+	for i := range n {
+		out = append(out, v[i*len(v)/n])
+	}
+	return out
+}
+
+// checkLines are the names the check command asks every server before any
+// load, with their one right answer: a few ClusterIP Services; when Pods
+// are loaded, pod records of Pods spread over the set, a Pod's address under
+// another namespace and an address no Pod has, both NXDOMAIN in verified
+// mode (insecure mode would answer them).
+func checkLines(svcs []corev1.Service, pods []podIP, zone string) []string {
+	var out []string
+	var clusterIP []corev1.Service
+	for _, s := range svcs {
+		if s.Spec.ClusterIP != "" && s.Spec.ClusterIP != corev1.ClusterIPNone {
+			clusterIP = append(clusterIP, s)
+		}
+	}
+	for _, s := range spread(clusterIP, 3) {
+		out = append(out, s.Name+"."+s.Namespace+".svc."+zone+". A "+s.Spec.ClusterIP)
+	}
+	if len(pods) == 0 {
+		return out
+	}
+	for _, p := range spread(pods, 20) {
+		out = append(out, podName(p.ip, p.ns, zone)+" A "+p.ip.String())
+	}
+	p := pods[len(pods)/2]
+	for _, q := range pods {
+		if q.ns != p.ns {
+			out = append(out, podName(p.ip, q.ns, zone)+" A "+checkNXDomain)
+			break
+		}
+	}
+	return append(out, podName(addIP(podBase, maxPods-1), p.ns, zone)+" A "+checkNXDomain)
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -63,29 +63,33 @@ func runEtcdBump(ctx context.Context, args []string) error {
 }
 
 // runSentinel is the "sentinel" command: create a headless Service with one
-// endpoint at -ip in the first bench namespace. A server answering it has
-// seen every write before it.
+// endpoint at -ip (with -pod: a running Pod with that IP) in the first bench
+// namespace. A server answering it has seen every write before it.
 func runSentinel(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sentinel", flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "admin kubeconfig of the test control plane")
 	name := fs.String("name", "", "Service name")
 	ip := fs.String("ip", "", "endpoint address")
+	pod := fs.Bool("pod", false, "create a Pod with this IP instead of a Service")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	addr, err := netip.ParseAddr(*ip)
-	if err != nil || *name == "" {
+	if err != nil || !addr.Is4() || *name == "" {
 		return fmt.Errorf("need -name and an IPv4 -ip, got %q %q", *name, *ip)
 	}
 	cs, err := clientFor(*kubeconfig, 10, 20)
 	if err != nil {
 		return err
 	}
+	if *pod {
+		return loadPod(ctx, cs, sentinelPod(*name, addr))
+	}
 	return createHeadless(ctx, cs, benchNamespace(0), *name, addr)
 }
 
 // runLists is the "lists" command: record how many LIST requests for
-// Services and EndpointSlices the API server has served since it started.
+// Services, EndpointSlices and Pods the API server has served since it started.
 func runLists(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("lists", flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "admin kubeconfig of the test control plane")
@@ -107,7 +111,7 @@ func runLists(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("get apiserver metrics: %w", err)
 	}
-	lists, err := countLists(body, "services", "endpointslices")
+	lists, err := countLists(body, "services", "endpointslices", "pods")
 	if err != nil {
 		return err
 	}

@@ -248,9 +248,13 @@ func writeMemory(w io.Writer, recs []record, subject string) {
 		}
 		return mib(kib)
 	}
+	objs := objectsOf(recs)
+	if objs == "" {
+		objs = "?"
+	}
 	fmt.Fprintf(w, "### Memory (MiB, VmRSS and VmHWM from /proc/PID/status; ratios are %s/peer)\n\n", subject)
-	fmt.Fprintln(w, "| server | RSS synced | peak initial list | RSS steady | peak traffic | peak relist | relist peak / steady | RSS ratio synced | RSS ratio steady | relist peak ratio |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| server | objects held | RSS synced | peak initial list | RSS steady | peak traffic | peak relist | relist peak / steady | RSS ratio synced | RSS ratio steady | relist peak ratio |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	sSynced, _ := get(subject, "synced")
 	sSteady, _ := get(subject, "steady")
 	_, sRelist := get(subject, "relist")
@@ -262,15 +266,48 @@ func writeMemory(w io.Writer, recs []record, subject string) {
 		if impl != subject {
 			r1, r2, r3 = ratio(sSynced, synced), ratio(sSteady, steady), ratio(sRelist, relist)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", impl, show(synced), show(initial),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", impl, objs, show(synced), show(initial),
 			show(steady), show(traffic), show(relist), ratio(relist, steady), r1, r2, r3)
 	}
 	for _, r := range filter(recs, func(r record) bool { return r.Kind == "lists" }) {
 		// The API server lists Services itself at start; nothing of its own
 		// lists EndpointSlices, so that count is the informers' relists.
+		pods := ""
+		if podsLoaded(recs) {
+			pods = fmt.Sprintf(", pods %d (a list read in pages counts each page)", r.Lists["pods"])
+		}
 		fmt.Fprintf(w, "\nLIST requests served by the restarted API server: endpointslices %d (one per watching server"+
-			" means each relisted; 0 means no relist happened and the relist peak shows none), services %d (includes the API server's own).\n",
-			r.Lists["endpointslices"], r.Lists["services"])
+			" means each relisted; 0 means no relist happened and the relist peak shows none)%s, services %d (includes the API server's own).\n",
+			r.Lists["endpointslices"], pods, r.Lists["services"])
 	}
 	fmt.Fprintln(w)
+}
+
+// objectsOf describes the objects the loader created, which every cluster
+// server holds: "10000 services, 100000 endpoints, 50000 pods (watched,
+// verified)"; "" when the results do not say. run.sh has the servers watch
+// Pods in verified mode exactly when it loads some.
+func objectsOf(recs []record) string {
+	for _, r := range recs {
+		if r.Kind != "objects" {
+			continue
+		}
+		o := r.Objects
+		pods := "no pods (not watched)"
+		if o["pods"] > 0 {
+			pods = fmt.Sprintf("%d pods (watched, verified)", o["pods"])
+		}
+		return fmt.Sprintf("%d services, %d endpoints, %s", o["services"], o["endpoints"], pods)
+	}
+	return ""
+}
+
+// podsLoaded reports whether the loader created Pods.
+func podsLoaded(recs []record) bool {
+	for _, r := range recs {
+		if r.Kind == "objects" && r.Objects["pods"] > 0 {
+			return true
+		}
+	}
+	return false
 }
