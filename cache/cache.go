@@ -167,11 +167,20 @@ func (h *handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 // nothing but the shard lock, and otherwise reports false having done
 // nothing: the front end calls it from its reader goroutine, sparing hits
 // the handoff to a worker, and gives the rest to ServeDNS on a worker.
-// Misses are counted there, not here.
-func (h *handler) ServeInline(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (served bool, rcode int, err error) {
+// Misses are counted there, not here. A query the cache bypasses (not
+// cacheable, or in a skipped zone such as the cluster zone) is offered to
+// next inline, as ServeDNS would pass it on; next is fixed for this
+// handler's chain generation, so a reload cannot change it underneath.
+func (h *handler) ServeInline(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (served bool, rcode int, err error) {
 	k, e, now, ok := h.find(r)
-	if !ok || e == nil {
+	if !ok {
+		if ih, inline := h.next.(resolver.InlineHandler); inline {
+			return ih.ServeInline(ctx, w, r)
+		}
 		return false, 0, nil
+	}
+	if e == nil {
+		return false, 0, nil // a miss: it is counted and filled on a worker
 	}
 	rem := e.remaining(now)
 	if rem <= 0 {

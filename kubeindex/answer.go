@@ -2,14 +2,44 @@ package kubeindex
 
 import (
 	"net/netip"
+	"sync"
 
 	"github.com/miekg/dns"
 )
 
 // The builders below exist for allocation count: a reply, its question, its
 // sections and the records of a small answer share one allocation; bigger
-// answers reserve their records in one slice per type. Replies are never
-// pooled: the writer and the cache may keep them.
+// answers reserve their records in one slice per type. Replies to ServeDNS
+// are never pooled: the writer and the cache may keep them. Replies to
+// ServeInline are built in a pooled scratch: its writer keeps nothing of a
+// message once WriteMsg returns (resolver.InlineHandler), and the scratch
+// goes back to the pool only after that.
+
+// scratch is the storage of one inline reply, positive or negative. The
+// slices a big answer grows are kept in it, so such answers stop allocating
+// once the pool is warm.
+type scratch struct {
+	rep reply
+	neg negative
+
+	ans, ext []dns.RR
+	a        []aRR
+	aaaa     []aaaaRR
+	srv      []dns.SRV
+	ptr      []dns.PTR
+}
+
+// scratchPool recycles scratches between inline queries.
+type scratchPool struct{ p sync.Pool }
+
+func (sp *scratchPool) get() *scratch {
+	if s, ok := sp.p.Get().(*scratch); ok {
+		return s
+	}
+	return new(scratch)
+}
+
+func (sp *scratchPool) put(s *scratch) { sp.p.Put(s) }
 
 // aRR and aaaaRR carry the bytes their net.IP points to.
 type aRR struct {
@@ -23,11 +53,17 @@ type aaaaRR struct {
 }
 
 // pool hands out records from a preallocated slice.
-type pool[T any] struct{ free []T }
+type pool[T any] struct {
+	free []T
+	// spare keeps a slice grown for one reply for the next one; nil when the
+	// reply is not pooled, or once this reply has taken it (records handed
+	// out from it must not be handed out again).
+	spare *[]T
+}
 
 func (p *pool[T]) get() *T {
 	if len(p.free) == 0 {
-		p.free = make([]T, 4)
+		p.reserve(4)
 	}
 	x := &p.free[0]
 	p.free = p.free[1:]
@@ -36,9 +72,24 @@ func (p *pool[T]) get() *T {
 
 // reserve makes the next n gets cost at most one allocation together.
 func (p *pool[T]) reserve(n int) {
-	if len(p.free) < n {
-		p.free = make([]T, n)
+	if len(p.free) >= n {
+		return
 	}
+	p.free = grow(&p.spare, n)
+}
+
+// grow returns a slice of length n: the spare one when it is big enough,
+// else a new one that becomes the spare. Either way the spare is taken.
+func grow[T any](spare **[]T, n int) []T {
+	sp := *spare
+	*spare = nil
+	if sp == nil {
+		return make([]T, n)
+	}
+	if cap(*sp) < n {
+		*sp = make([]T, n)
+	}
+	return (*sp)[:n]
 }
 
 // reply is a positive answer under construction.
@@ -56,11 +107,22 @@ type reply struct {
 	inAAAA [2]aaaaRR
 	inSRV  [2]dns.SRV
 	inPTR  [1]dns.PTR
+
+	spareAns, spareExt *[]dns.RR // as pool.spare, for the sections
 }
 
-// newReply starts the authoritative NOERROR reply to r.
-func newReply(r *dns.Msg) *reply {
-	p := &reply{}
+// newReply starts the authoritative NOERROR reply to r, in s when s is not
+// nil.
+func newReply(r *dns.Msg, s *scratch) *reply {
+	var p *reply
+	if s != nil {
+		p = &s.rep
+		*p = reply{}
+		p.spareAns, p.spareExt = &s.ans, &s.ext
+		p.a.spare, p.aaaa.spare, p.srv.spare, p.ptr.spare = &s.a, &s.aaaa, &s.srv, &s.ptr
+	} else {
+		p = &reply{}
+	}
 	setReply(&p.msg, &p.q, r)
 	p.msg.Answer = p.ans[:0]
 	p.msg.Extra = p.ext[:0]
@@ -69,6 +131,20 @@ func newReply(r *dns.Msg) *reply {
 	p.srv.free = p.inSRV[:]
 	p.ptr.free = p.inPTR[:]
 	return p
+}
+
+// reserveAnswer makes room for n answer records, reserveExtra for n
+// additional ones; each is called at most once per reply.
+func (p *reply) reserveAnswer(n int) {
+	if n > cap(p.msg.Answer) {
+		p.msg.Answer = grow(&p.spareAns, n)[:0]
+	}
+}
+
+func (p *reply) reserveExtra(n int) {
+	if n > cap(p.msg.Extra) {
+		p.msg.Extra = grow(&p.spareExt, n)[:0]
+	}
 }
 
 // setReply is dns.Msg.SetReply with the question copied into q (no
@@ -151,9 +227,16 @@ type negative struct {
 	soa dns.SOA
 }
 
-// newNegative builds the negative reply to r with the SOA of zone.
-func (s *settings) newNegative(r *dns.Msg, rcode int, zone string, serial uint32) *dns.Msg {
-	n := &negative{}
+// newNegative builds the negative reply to r with the SOA of zone, in sc
+// when sc is not nil.
+func (s *settings) newNegative(r *dns.Msg, rcode int, zone string, serial uint32, sc *scratch) *dns.Msg {
+	var n *negative
+	if sc != nil {
+		n = &sc.neg
+		*n = negative{}
+	} else {
+		n = &negative{}
+	}
 	setReply(&n.msg, &n.q, r)
 	n.msg.Rcode = rcode
 	s.fillSOA(&n.soa, zone, serial)

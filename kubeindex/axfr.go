@@ -81,7 +81,7 @@ func (h *Handler) serviceRecords(ctx context.Context, v *ServiceView, emit func(
 	ask := func(n clusterName, owner string, qtype uint16) {
 		q := new(dns.Msg)
 		q.SetQuestion(owner, qtype)
-		if m, _ := h.service(ctx, q, &n, v); m != nil && m.Rcode == dns.RcodeSuccess {
+		if m, _ := h.service(ctx, q, &n, v, nil); m != nil && m.Rcode == dns.RcodeSuccess {
 			for _, rr := range m.Answer {
 				emit(rr)
 			}

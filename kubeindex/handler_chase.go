@@ -18,16 +18,21 @@ type chaseDepthKey struct{}
 
 // external answers <svc>.<ns>.svc.<zone> of an ExternalName service (R11):
 // the CNAME, and for any type but CNAME, ANY and SRV the target's records
-// with the target's rcode.
-func (h *Handler) external(ctx context.Context, r *dns.Msg, v *ServiceView) (*dns.Msg, int) {
+// with the target's rcode. Answered inline (s not nil), a reply that needs
+// the target is declined: resolving it may wait on the rest of the chain.
+func (h *Handler) external(ctx context.Context, r *dns.Msg, v *ServiceView, s *scratch) (*dns.Msg, int) {
 	q := r.Question[0]
 	if q.Qtype == dns.TypeSRV {
 		return nil, nodata
 	}
+	chased := q.Qtype != dns.TypeCNAME && q.Qtype != dns.TypeANY
+	if chased && s != nil {
+		return nil, declined
+	}
 	set := &h.e.set
-	p := newReply(r)
+	p := newReply(r, s)
 	p.answer(&dns.CNAME{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: set.ttl}, Target: v.ExternalName})
-	if q.Qtype == dns.TypeCNAME || q.Qtype == dns.TypeANY {
+	if !chased {
 		return &p.msg, dns.RcodeSuccess
 	}
 	res, rcode := h.chase(ctx, v.ExternalName, q.Qtype)

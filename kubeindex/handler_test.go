@@ -44,8 +44,12 @@ func rev(addr string) string {
 
 // TestSpecRows walks the acceptance list R1-R16 (R17 is in axfr_test.go).
 func TestSpecRows(t *testing.T) {
-	hs := newHarness(t, handlerConfig(), fixture())
-	hs.run(t, []Case{
+	newHarness(t, handlerConfig(), fixture()).run(t, specRows())
+}
+
+// specRows are the cases of TestSpecRows, over fixture() with handlerConfig().
+func specRows() []Case {
+	return []Case{
 		// R1
 		{Qname: "dns-version.cluster.local.", Qtype: dns.TypeTXT, Answer: []string{`dns-version.cluster.local. 28800 IN TXT "1.1.0"`}},
 		noData("dns-version.cluster.local.", dns.TypeA),
@@ -194,7 +198,7 @@ func TestSpecRows(t *testing.T) {
 		passed("cluster.local.example.", dns.TypeA),
 		passed("xcluster.local.", dns.TypeA),
 		passed("local.", dns.TypeSOA),
-	})
+	}
 }
 
 var dbExtra = []string{
@@ -208,40 +212,8 @@ var dbExtra = []string{
 // TestExternalName covers R11: chased targets outside and inside the zone,
 // failing targets, CNAME loops, SRV and names below the CNAME.
 func TestExternalName(t *testing.T) {
-	const ext = "ext.default.svc.cluster.local."
-	cname := func(svc, target string) string {
-		return svc + ".default.svc.cluster.local. 5 IN CNAME " + target
-	}
 	hs := newHarness(t, handlerConfig(), fixture())
-	hs.run(t, []Case{
-		{Qname: ext, Qtype: dns.TypeA, Answer: []string{cname("ext", "example.com."), "example.com. 300 IN A 192.0.2.1"}},
-		{Qname: ext, Qtype: dns.TypeAAAA, Answer: []string{cname("ext", "example.com."), "example.com. 300 IN AAAA 2001:db8::1"}},
-		{Qname: ext, Qtype: dns.TypeCNAME, Answer: []string{cname("ext", "example.com.")}},
-		{Qname: ext, Qtype: dns.TypeANY, Answer: []string{cname("ext", "example.com.")}},
-		{Qname: ext, Qtype: dns.TypeTXT, Answer: []string{cname("ext", "example.com.")},
-			Ns: []string{"example.com. 60 IN SOA ns.example.com. admin.example.com. 1 2 3 4 60"}},
-		noData(ext, dns.TypeSRV),
-		nx("x."+ext, dns.TypeA),
-		nx("_http._tcp."+ext, dns.TypeSRV),
-		nx("_tcp."+ext, dns.TypeSRV),
-		// target inside the zone: answered from the index
-		{Qname: "extin.default.svc.cluster.local.", Qtype: dns.TypeA,
-			Answer: []string{cname("extin", web), web + " 5 IN A 10.96.0.10"}},
-		{Qname: "extin.default.svc.cluster.local.", Qtype: dns.TypeAAAA,
-			Answer: []string{cname("extin", web)}, Ns: []string{soa}},
-		// failing targets: the CNAME alone with the target's rcode
-		{Qname: "extfail.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: NX,
-			Answer: []string{cname("extfail", "nxdomain.example.")},
-			Ns:     []string{"example. 60 IN SOA ns.example. admin.example. 1 2 3 4 60"}},
-		{Qname: "extnosoa.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: NX,
-			Answer: []string{cname("extnosoa", "nosoa.example.")}, Ns: []string{soa}},
-		{Qname: "extsf.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: SF},
-		{Qname: "exterr.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: SF},
-		// loops, inside the index and through the chain
-		{Qname: "loop1.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: SF},
-		{Qname: "extloop.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: SF},
-		{Qname: "loop1.default.svc.cluster.local.", Qtype: dns.TypeCNAME, Answer: []string{cname("loop1", "loop2.default.svc.cluster.local.")}},
-	})
+	hs.run(t, externalCases())
 	if n := hs.chaser.calls.Load(); n < maxChaseDepth/2 {
 		t.Errorf("chaser called %d times; the chain loop was not exercised", n)
 	}
@@ -250,7 +222,7 @@ func TestExternalName(t *testing.T) {
 	set, _ := handlerConfig().settings()
 	next := &fakeNext{}
 	bare := &harness{idx: fixture(), next: next, h: newEngine(set, fixture(), nil).wrap(next)}
-	bare.run(t, []Case{{Qname: ext, Qtype: dns.TypeA, Answer: []string{cname("ext", "example.com.")}}})
+	bare.run(t, []Case{{Qname: extName, Qtype: dns.TypeA, Answer: []string{cname("ext", "example.com.")}}})
 }
 
 // TestCaseEcho checks that owners echo the query's spelling while targets and
@@ -316,4 +288,44 @@ func TestPods(t *testing.T) {
 		nx("10-244-0-5.kube-system.pod.cluster.local.", dns.TypeA),
 		noData("default.pod.cluster.local.", dns.TypeA),
 	})
+}
+
+const extName = "ext.default.svc.cluster.local."
+
+func cname(svc, target string) string {
+	return svc + ".default.svc.cluster.local. 5 IN CNAME " + target
+}
+
+// externalCases are the cases of TestExternalName.
+func externalCases() []Case {
+	const ext = extName
+	return []Case{
+		{Qname: ext, Qtype: dns.TypeA, Answer: []string{cname("ext", "example.com."), "example.com. 300 IN A 192.0.2.1"}},
+		{Qname: ext, Qtype: dns.TypeAAAA, Answer: []string{cname("ext", "example.com."), "example.com. 300 IN AAAA 2001:db8::1"}},
+		{Qname: ext, Qtype: dns.TypeCNAME, Answer: []string{cname("ext", "example.com.")}},
+		{Qname: ext, Qtype: dns.TypeANY, Answer: []string{cname("ext", "example.com.")}},
+		{Qname: ext, Qtype: dns.TypeTXT, Answer: []string{cname("ext", "example.com.")},
+			Ns: []string{"example.com. 60 IN SOA ns.example.com. admin.example.com. 1 2 3 4 60"}},
+		noData(ext, dns.TypeSRV),
+		nx("x."+ext, dns.TypeA),
+		nx("_http._tcp."+ext, dns.TypeSRV),
+		nx("_tcp."+ext, dns.TypeSRV),
+		// target inside the zone: answered from the index
+		{Qname: "extin.default.svc.cluster.local.", Qtype: dns.TypeA,
+			Answer: []string{cname("extin", web), web + " 5 IN A 10.96.0.10"}},
+		{Qname: "extin.default.svc.cluster.local.", Qtype: dns.TypeAAAA,
+			Answer: []string{cname("extin", web)}, Ns: []string{soa}},
+		// failing targets: the CNAME alone with the target's rcode
+		{Qname: "extfail.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: NX,
+			Answer: []string{cname("extfail", "nxdomain.example.")},
+			Ns:     []string{"example. 60 IN SOA ns.example. admin.example. 1 2 3 4 60"}},
+		{Qname: "extnosoa.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: NX,
+			Answer: []string{cname("extnosoa", "nosoa.example.")}, Ns: []string{soa}},
+		{Qname: "extsf.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: SF},
+		{Qname: "exterr.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: SF},
+		// loops, inside the index and through the chain
+		{Qname: "loop1.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: SF},
+		{Qname: "extloop.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: SF},
+		{Qname: "loop1.default.svc.cluster.local.", Qtype: dns.TypeCNAME, Answer: []string{cname("loop1", "loop2.default.svc.cluster.local.")}},
+	}
 }

@@ -13,21 +13,21 @@ func wantsFamily(qtype uint16, addr netip.Addr) bool {
 }
 
 // service answers the names at and below <svc>.<ns>.svc.<zone> (R2-R8, R11).
-func (h *Handler) service(ctx context.Context, r *dns.Msg, n *clusterName, v *ServiceView) (*dns.Msg, int) {
+func (h *Handler) service(ctx context.Context, r *dns.Msg, n *clusterName, v *ServiceView, s *scratch) (*dns.Msg, int) {
 	if v.Kind == KindExternalName {
 		if n.kind != nameService {
 			return nil, nxdomain // nothing lives below a CNAME
 		}
-		return h.external(ctx, r, v)
+		return h.external(ctx, r, v, s)
 	}
 	if len(v.Endpoints) == 0 && (v.Kind == KindHeadless || h.e.set.ignoreEmpty) {
 		return nil, nxdomain
 	}
 	switch n.kind {
 	case nameService:
-		return h.serviceName(r, n, v)
+		return h.serviceName(r, n, v, s)
 	case nameEndpoint:
-		return h.endpointName(r, n, v)
+		return h.endpointName(r, n, v, s)
 	case nameProto:
 		if hasPort(v, "", n.proto) {
 			return nil, nodata // empty non-terminal above _<port>._<proto>
@@ -41,27 +41,27 @@ func (h *Handler) service(ctx context.Context, r *dns.Msg, n *clusterName, v *Se
 			return nil, nodata
 		}
 		if v.Kind == KindHeadless {
-			return h.headlessSRV(r, n, v, n.port, n.proto)
+			return h.headlessSRV(r, n, v, n.port, n.proto, s)
 		}
-		return h.clusterSRV(r, n, v, n.port, n.proto)
+		return h.clusterSRV(r, n, v, n.port, n.proto, s)
 	}
 	return nil, nxdomain
 }
 
 // serviceName answers <svc>.<ns>.svc.<zone> of a ClusterIP or headless
 // service.
-func (h *Handler) serviceName(r *dns.Msg, n *clusterName, v *ServiceView) (*dns.Msg, int) {
+func (h *Handler) serviceName(r *dns.Msg, n *clusterName, v *ServiceView, s *scratch) (*dns.Msg, int) {
 	qtype := r.Question[0].Qtype
 	switch qtype {
 	case dns.TypeA, dns.TypeAAAA:
 	case dns.TypeSRV:
 		if v.Kind == KindHeadless {
-			return h.headlessSRV(r, n, v, "", "")
+			return h.headlessSRV(r, n, v, "", "", s)
 		}
 		if len(v.Ports) == 0 {
 			return nil, nodata
 		}
-		return h.clusterSRV(r, n, v, "", "")
+		return h.clusterSRV(r, n, v, "", "", s)
 	default:
 		return nil, nodata
 	}
@@ -71,7 +71,7 @@ func (h *Handler) serviceName(r *dns.Msg, n *clusterName, v *ServiceView) (*dns.
 		for _, a := range v.ClusterIPs {
 			if wantsFamily(qtype, a) {
 				if p == nil {
-					p = newReply(r)
+					p = newReply(r, s)
 				}
 				p.answer(p.addr(owner, ttl, a))
 			}
@@ -90,15 +90,13 @@ func (h *Handler) serviceName(r *dns.Msg, n *clusterName, v *ServiceView) (*dns.
 	if count == 0 {
 		return nil, nodata // ready endpoints of the other family only
 	}
-	p := newReply(r)
+	p := newReply(r, s)
 	if qtype == dns.TypeA {
 		p.reserveAddrs(count, 0)
 	} else {
 		p.reserveAddrs(0, count)
 	}
-	if count > len(p.ans) {
-		p.msg.Answer = make([]dns.RR, 0, count)
-	}
+	p.reserveAnswer(count)
 	for i := range v.Endpoints {
 		if a := v.Endpoints[i].Addr; wantsFamily(qtype, a) {
 			p.answer(p.addr(owner, ttl, a))
@@ -109,7 +107,7 @@ func (h *Handler) serviceName(r *dns.Msg, n *clusterName, v *ServiceView) (*dns.
 
 // endpointName answers <ep>.<svc>.<ns>.svc.<zone> (R7): every address of the
 // endpoints named ep, by hostname or by dashed address.
-func (h *Handler) endpointName(r *dns.Msg, n *clusterName, v *ServiceView) (*dns.Msg, int) {
+func (h *Handler) endpointName(r *dns.Msg, n *clusterName, v *ServiceView, s *scratch) (*dns.Msg, int) {
 	qtype := r.Question[0].Qtype
 	found := false
 	var p *reply
@@ -121,7 +119,7 @@ func (h *Handler) endpointName(r *dns.Msg, n *clusterName, v *ServiceView) (*dns
 		found = true
 		if wantsFamily(qtype, ep.Addr) {
 			if p == nil {
-				p = newReply(r)
+				p = newReply(r, s)
 			}
 			p.answer(p.addr(r.Question[0].Name, h.e.set.ttl, ep.Addr))
 		}
@@ -181,14 +179,12 @@ func matchPorts(ports []Port, name, proto string) int {
 // clusterSRV answers SRV for a ClusterIP service (R3, R4): one record per
 // matching service port targeting the service name, whose addresses go in
 // the additional section.
-func (h *Handler) clusterSRV(r *dns.Msg, n *clusterName, v *ServiceView, port, proto string) (*dns.Msg, int) {
+func (h *Handler) clusterSRV(r *dns.Msg, n *clusterName, v *ServiceView, port, proto string, s *scratch) (*dns.Msg, int) {
 	ttl := h.e.set.ttl
 	count := matchPorts(v.Ports, port, proto)
-	p := newReply(r)
-	if count > len(p.ans) {
-		p.msg.Answer = make([]dns.RR, 0, count)
-		p.srv.reserve(count)
-	}
+	p := newReply(r, s)
+	p.reserveAnswer(count)
+	p.srv.reserve(count)
 	w := srvWeight(count)
 	for i := range v.Ports {
 		if pt := &v.Ports[i]; portMatches(pt, port, proto) {

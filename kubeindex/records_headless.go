@@ -100,7 +100,7 @@ func portSeen(eps []Endpoint, infos []epInfo, i int, pt *Port) bool {
 // headlessSRV answers SRV for a headless service (R4, R8): one record per
 // (endpoint name x matching endpoint port), each target's addresses in the
 // additional section.
-func (h *Handler) headlessSRV(r *dns.Msg, n *clusterName, v *ServiceView, port, proto string) (*dns.Msg, int) {
+func (h *Handler) headlessSRV(r *dns.Msg, n *clusterName, v *ServiceView, port, proto string, s *scratch) (*dns.Msg, int) {
 	eps := v.Endpoints
 	var stack [16]epInfo
 	var infos []epInfo
@@ -133,13 +133,9 @@ func (h *Handler) headlessSRV(r *dns.Msg, n *clusterName, v *ServiceView, port, 
 		}
 	}
 	ttl, owner, w := h.e.set.ttl, r.Question[0].Name, srvWeight(total)
-	p := newReply(r)
-	if total > len(p.ans) {
-		p.msg.Answer = make([]dns.RR, 0, total)
-	}
-	if n4+n6 > len(p.ext) {
-		p.msg.Extra = make([]dns.RR, 0, n4+n6)
-	}
+	p := newReply(r, s)
+	p.reserveAnswer(total)
+	p.reserveExtra(n4 + n6)
 	p.srv.reserve(total)
 	p.reserveAddrs(n4, n6)
 	for i := range eps {

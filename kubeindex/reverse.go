@@ -1,7 +1,6 @@
 package kubeindex
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -192,15 +191,15 @@ func (s *settings) reverseName(name string) (*reverseZone, netip.Addr, bool) {
 }
 
 // reverse answers a reverse name of the index (R9, R10): a PTR per owner of
-// the address, NODATA for other types. Addresses the index does not know go
-// to next, so upstream PTRs keep working.
-func (h *Handler) reverse(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string, rz *reverseZone, addr netip.Addr) (int, error) {
+// the address, NODATA for other types. Addresses the index does not know are
+// declined, so next answers them and upstream PTRs keep working.
+func (h *Handler) reverse(r *dns.Msg, addr netip.Addr, s *scratch) (*dns.Msg, int) {
 	owners := h.e.index.Reverse(addr)
 	if len(owners) == 0 {
-		return h.pass(ctx, w, r)
+		return nil, declined
 	}
 	if r.Question[0].Qtype != dns.TypePTR {
-		return h.respond(ctx, w, r, name, rz.name, nil, nodata)
+		return nil, nodata
 	}
 	zone := h.e.set.zone
 	var buf [maxDashed]byte
@@ -227,17 +226,15 @@ func (h *Handler) reverse(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 		b.WriteString(zone)
 	}
 	all, off := b.String(), 0
-	p := newReply(r)
+	p := newReply(r, s)
 	p.ptr.reserve(len(owners))
-	if len(owners) > len(p.ans) {
-		p.msg.Answer = make([]dns.RR, 0, len(owners))
-	}
+	p.reserveAnswer(len(owners))
 	for i := range owners {
 		l := ptrTargetLen(&owners[i], addr, zone, buf[:0])
 		p.answer(p.newPTR(r.Question[0].Name, h.e.set.ttl, all[off:off+l]))
 		off += l
 	}
-	return h.respond(ctx, w, r, name, rz.name, &p.msg, dns.RcodeSuccess)
+	return &p.msg, dns.RcodeSuccess
 }
 
 // ptrTargetLen is the length of o's PTR target.

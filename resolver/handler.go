@@ -20,6 +20,28 @@ type Handler interface {
 	Name() string
 }
 
+// InlineHandler is a Handler that answers some queries without waiting on
+// anything (no upstream, no lock held by a slow writer): the cache its fresh
+// hits, the cluster-zone stage the names its index answers. The front end's
+// UDP reader offers it each query before handing the query to a worker, a
+// handoff that costs as much as such an answer itself.
+//
+// ServeInline either answers r as ServeDNS would (same reply, same rcode and
+// error, same metrics) and reports true, or reports false having done
+// nothing at all: no write to w, nothing counted, no state changed, since
+// the query then goes to ServeDNS on a worker, which must not see it twice.
+// A stage that passes a query on offers it to its next stage's ServeInline,
+// if that one has it, and otherwise reports false.
+//
+// It must not keep ctx, w or r, or anything reachable from them, once it
+// returns: the caller recycles them for the next query. In turn w keeps no
+// reference to a message given to WriteMsg once WriteMsg returns (the front
+// end packs it at once), so a stage may recycle its reply after writing it.
+type InlineHandler interface {
+	Handler
+	ServeInline(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (served bool, rcode int, err error)
+}
+
 // HandlerFunc adapts a function to Handler; the name is used in logs and
 // metrics.
 type HandlerFunc struct {

@@ -125,22 +125,11 @@ func (q *query) prepare(pkt []byte, base context.Context) (dispatched bool) {
 	return false
 }
 
-// inlineHandler is a chain whose first stage answers some queries without
-// waiting on anything (the cache its hits). The UDP reader offers it each
-// query before handing the query to a worker: that handoff costs as much as
-// a hit itself. ServeInline reports false, having done nothing, for a query
-// it leaves to ServeDNS. It must not keep ctx, w or r once it returns: the
-// query is recycled. Over TCP every query goes to a worker, so a slow
-// client's reply never holds up reading its connection.
-type inlineHandler interface {
-	ServeInline(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (served bool, rcode int, err error)
-}
-
 // serveInline answers q in the calling goroutine if the chain takes it
 // inline, and reports whether it did.
 func (q *query) serveInline() bool {
 	h := q.f.handler.Load().h
-	ih, ok := h.(inlineHandler)
+	ih, ok := h.(resolver.InlineHandler)
 	if !ok {
 		return false
 	}
@@ -151,7 +140,7 @@ func (q *query) serveInline() bool {
 	return served
 }
 
-func (q *query) callInline(ih inlineHandler) (served bool, rcode int, err error) {
+func (q *query) callInline(ih resolver.InlineHandler) (served bool, rcode int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			q.f.panicked(q, p)
