@@ -26,15 +26,15 @@ type mmsghdr struct {
 // batchReader reads datagrams of one UDP socket with recvmmsg. It is used by
 // the socket's reader goroutine only.
 type batchReader struct {
-	rc    syscall.RawConn
-	msgs  [udpBatch]mmsghdr
-	iovs  [udpBatch]unix.Iovec
-	names [udpBatch]unix.RawSockaddrInet6 // large enough for IPv4 too
-	bufs  []byte                          // udpBatch buffers of udpReadSize
-	oobs  []byte                          // udpBatch buffers of oobSize; nil without pktinfo
-	fn    func(fd uintptr) bool           // the RawConn callback, made once
-	n     int                             // datagrams of the last read
-	errno syscall.Errno                   // of the last read
+	rc     syscall.RawConn
+	msgs   [udpBatch]mmsghdr
+	iovs   [udpBatch]unix.Iovec
+	names  [udpBatch]unix.RawSockaddrInet6 // large enough for IPv4 too
+	bufs   []byte                          // udpBatch buffers of udpReadSize
+	oobs   []byte                          // udpBatch buffers of oobSize; nil without pktinfo
+	fn     func(fd uintptr) bool           // the RawConn callback, made once
+	handle func(n int) bool                // of the current read
+	errno  syscall.Errno                   // of the last read
 }
 
 func newBatchReader(c *net.UDPConn, pktinfo bool) (*batchReader, error) {
@@ -58,37 +58,60 @@ func newBatchReader(c *net.UDPConn, pktinfo bool) (*batchReader, error) {
 	return b, nil
 }
 
-// recv is the RawConn callback: false asks the runtime to wait until the
-// socket is readable and call it again.
+// recv is the RawConn callback. It reads and handles batches until a read
+// finds the socket empty or returns fewer than udpBatch datagrams, then
+// returns false, which asks the runtime to wait until the socket is readable
+// and call it again. Waiting right after a short read, instead of returning
+// and reading again, spares the read that would find nothing on every idle
+// turn: the short read emptied the socket, and any datagram queued since
+// has marked it readable. It returns true when handle asks to stop or the
+// read fails.
 func (b *batchReader) recv(fd uintptr) bool {
-	for i := range b.msgs {
-		h := &b.msgs[i].hdr
-		h.Namelen = unix.SizeofSockaddrInet6
-		h.Flags = 0
-		if b.oobs != nil {
-			h.Control = &b.oobs[i*oobSize]
-			h.SetControllen(oobSize)
+	for {
+		for i := range b.msgs {
+			h := &b.msgs[i].hdr
+			h.Namelen = unix.SizeofSockaddrInet6
+			h.Flags = 0
+			if b.oobs != nil {
+				h.Control = &b.oobs[i*oobSize]
+				h.SetControllen(oobSize)
+			}
+		}
+		// A raw call: the socket is non-blocking (see rawSender).
+		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), udpBatch, 0, 0, 0)
+		switch errno {
+		case 0:
+		case unix.EAGAIN:
+			return false
+		case unix.EINTR:
+			continue
+		default:
+			b.errno = errno
+			return true
+		}
+		if !b.handle(int(n)) {
+			return true
+		}
+		if n < udpBatch {
+			return false
 		}
 	}
-	// A raw call: the socket is non-blocking (see rawSender).
-	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), udpBatch, 0, 0, 0)
-	switch errno {
-	case unix.EAGAIN, unix.EINTR:
-		return false
-	}
-	b.n, b.errno = int(n), errno
-	return true
 }
 
-// read waits for at least one datagram and returns how many it read.
-func (b *batchReader) read() (int, error) {
-	if err := b.rc.Read(b.fn); err != nil {
-		return 0, err
+// read reads batches of datagrams and calls handle with the number each
+// holds, which datagram returns, until handle returns false (read then
+// returns nil) or reading fails.
+func (b *batchReader) read(handle func(n int) bool) error {
+	b.handle, b.errno = handle, 0
+	err := b.rc.Read(b.fn)
+	b.handle = nil
+	if err != nil {
+		return err
 	}
 	if b.errno != 0 {
-		return 0, fmt.Errorf("recvmmsg: %w", b.errno)
+		return fmt.Errorf("recvmmsg: %w", b.errno)
 	}
-	return b.n, nil
+	return nil
 }
 
 // datagram returns datagram i of the last read: its bytes, whether the

@@ -1,11 +1,18 @@
 package frontend
 
 import (
+	"net"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
+
+	"github.com/clusterdns/clusterdns/resolver"
+	"github.com/clusterdns/clusterdns/resolver/resolvertest"
 )
 
 func TestSockaddrAddrPort(t *testing.T) {
@@ -62,5 +69,82 @@ func TestRawSenderPeer(t *testing.T) {
 		if got := sockaddrAddrPort(&s.sa).String(); got != c.want {
 			t.Errorf("%s on family %d: sent to %s, want %s", c.peer, c.family, got, c.want)
 		}
+	}
+}
+
+// TestReplyBatch: the replies of a batch reach their clients in order, a
+// reply the kernel refuses (port 0) is logged and skipped without holding
+// up the rest, and every query of the batch is ended (latency observed).
+func TestReplyBatch(t *testing.T) {
+	var logs resolvertest.LogBuffer
+	m := NewMetrics(nil)
+	f, err := New(Config{Listen: []string{"127.0.0.1:0"}}, resolver.HandlerFunc{N: "none"}, Options{Logger: logs.Logger(), Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	raw, err := newRawSender(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newReplyBatch(raw, f.log)
+	s := &udpSocket{f: f, c: srv, laddr: srv.LocalAddr(), raw: raw, out: b}
+	var clients []*net.UDPConn
+	var peers []netip.AddrPort
+	for range 2 {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+		peers = append(peers, c.LocalAddr().(*net.UDPAddr).AddrPort())
+	}
+	send := []struct {
+		peer netip.AddrPort
+		msg  string
+	}{
+		{peers[0], "first"},
+		{netip.MustParseAddrPort("127.0.0.1:0"), "refused"},
+		{peers[1], "second"},
+		{peers[0], "third"},
+	}
+	for _, x := range send {
+		q := f.getQuery()
+		q.f, q.tr, q.proto, q.inReader = f, s, protoUDP, true
+		q.setPeer(x.peer)
+		q.start = time.Now()
+		if !b.add(q, []byte(x.msg)) || !q.queued {
+			t.Fatalf("%s not queued", x.msg)
+		}
+	}
+	b.flush()
+	if b.n != 0 {
+		t.Errorf("%d replies still held", b.n)
+	}
+	buf := make([]byte, 64)
+	for _, want := range []struct {
+		c   int
+		msg string
+	}{{0, "first"}, {0, "third"}, {1, "second"}} {
+		clients[want.c].SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := clients[want.c].Read(buf)
+		if err != nil || string(buf[:n]) != want.msg {
+			t.Errorf("client %d: got %q (%v), want %q", want.c, buf[:n], err, want.msg)
+		}
+	}
+	if !strings.Contains(logs.String(), "127.0.0.1:0") || !strings.Contains(logs.String(), "sendmmsg") {
+		t.Errorf("refused reply not logged:\n%s", logs.String())
+	}
+	var pm dto.Metric
+	if err := m.duration.Write(&pm); err != nil {
+		t.Fatal(err)
+	}
+	if got := pm.GetHistogram().GetSampleCount(); got != uint64(len(send)) {
+		t.Errorf("latency observed %d times, want %d", got, len(send))
 	}
 }

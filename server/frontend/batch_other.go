@@ -26,13 +26,19 @@ func newBatchReader(c *net.UDPConn, pktinfo bool) (*batchReader, error) {
 	return b, nil
 }
 
-func (b *batchReader) read() (int, error) {
-	n, oobn, flags, peer, err := b.c.ReadMsgUDPAddrPort(b.buf, b.oob)
-	if err != nil {
-		return 0, err
+// read reads datagrams one at a time and calls handle for each until
+// handle returns false (read then returns nil) or reading fails.
+func (b *batchReader) read(handle func(n int) bool) error {
+	for {
+		n, oobn, flags, peer, err := b.c.ReadMsgUDPAddrPort(b.buf, b.oob)
+		if err != nil {
+			return err
+		}
+		b.n, b.oobn, b.cut, b.peer = n, oobn, flags&msgTrunc != 0, peer
+		if !handle(1) {
+			return nil
+		}
 	}
-	b.n, b.oobn, b.cut, b.peer = n, oobn, flags&msgTrunc != 0, peer
-	return 1, nil
 }
 
 func (b *batchReader) datagram(int) (pkt []byte, cut bool, peer netip.AddrPort, oob []byte) {

@@ -7,7 +7,8 @@
 // Linux it takes up to udpBatch queued datagrams per recvmmsg); a TCP
 // connection has one reader; a goroutine exists per admitted query only, and
 // not even that for what the chain answers without waiting (cache hits, see
-// inlineHandler), which the UDP reader answers itself. Admission is a
+// resolver.InlineHandler), which the UDP reader answers itself, sending the
+// replies to one read batch together (sendmmsg on Linux). Admission is a
 // counting semaphore (Config.MaxInflight) taken before any parsing. Over the
 // bound the front end sheds: a UDP packet is dropped without a reply (a reply
 // costs as much as the answer we cannot afford and can be spoofed toward a

@@ -141,7 +141,7 @@ func (f *Frontend) Start(ctx context.Context) error {
 			if raw, err := newRawSender(u); err != nil {
 				f.log.Warn("frontend: raw sends unavailable", "addr", s.laddr, "err", err)
 			} else {
-				s.raw = raw
+				s.raw, s.out = raw, newReplyBatch(raw, f.log)
 			}
 			f.udp = append(f.udp, s)
 			f.readers.Add(1)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -78,5 +79,70 @@ func TestInlineServing(t *testing.T) {
 	}
 	if got := s.metric(t, "panics_total"); got != 1 {
 		t.Errorf("panics_total %v, want 1", got)
+	}
+}
+
+// TestInlineBurst sends a burst of queries, so that the reader takes them in
+// batches and sends the replies it answers itself together: each query gets
+// exactly its own reply, from the address it was sent to (a wildcard
+// listener sets the source of each), and every query is counted once in
+// responses and in the latency histogram.
+func TestInlineBurst(t *testing.T) {
+	for _, listen := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
+		t.Run(listen, func(t *testing.T) {
+			c := &inlineChain{}
+			s := start(t, frontend.Config{Listen: []string{listen}, UDPSockets: 1}, c)
+			port := s.f.Addrs()[0].Port()
+			conn, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			const n = 99 // a multiple of 3: one third each name
+			names := []string{"inline.example.", "inline.fail.example.", "other.example."}
+			rcodes := []int{dns.RcodeSuccess, dns.RcodeServerFailure, dns.RcodeSuccess}
+			for i := range n {
+				m := withEDNS(query(names[i%3], dns.TypeA), 1232, false)
+				m.Id = uint16(i)
+				b, err := m.Pack()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := conn.Write(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			seen := make(map[uint16]bool)
+			buf := make([]byte, 1232)
+			for range n {
+				k, err := conn.Read(buf)
+				if err != nil {
+					t.Fatalf("%d replies of %d: %v", len(seen), n, err)
+				}
+				r := new(dns.Msg)
+				if err := r.Unpack(buf[:k]); err != nil {
+					t.Fatal(err)
+				}
+				i := int(r.Id)
+				if i >= n || seen[r.Id] {
+					t.Fatalf("reply with ID %d: unknown or repeated", r.Id)
+				}
+				seen[r.Id] = true
+				if r.Question[0].Name != names[i%3] || r.Rcode != rcodes[i%3] || r.IsEdns0() == nil {
+					t.Errorf("reply %d: %s rcode %d, want %s %d with EDNS", i, r.Question[0].Name, r.Rcode, names[i%3], rcodes[i%3])
+				}
+			}
+			s.waitMetric(t, 0, "inflight")
+			if got := s.metric(t, "request_duration_seconds"); got != n {
+				t.Errorf("request_duration_seconds count %v, want %d", got, n)
+			}
+			if got := s.metric(t, "responses_total", "rcode", "NOERROR"); got != 2*n/3 {
+				t.Errorf("NOERROR responses %v, want %d", got, 2*n/3)
+			}
+			if got := s.metric(t, "responses_total", "rcode", "SERVFAIL"); got != n/3 {
+				t.Errorf("SERVFAIL responses %v, want %d", got, n/3)
+			}
+		})
 	}
 }

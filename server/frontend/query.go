@@ -54,6 +54,8 @@ type query struct {
 	admitted bool  // holds an in-flight slot
 	pooled   bool  // from Frontend.queries: recycled unless kept (see process)
 	kept     bool  // a panic or an armed context may have left references to it
+	inReader bool  // UDP, in the reader goroutine: replies go to its replyBatch
+	queued   bool  // a reply waits in the reader's replyBatch, which ends q
 	written  bool  // guarded by mu; here, not below it, to save padding
 	done     bool  // guarded by mu; the handler returned: later writes are refused
 	start    time.Time
@@ -77,12 +79,18 @@ type query struct {
 // process runs in the reader goroutine: it parses, answers what never reaches
 // the chain and what the chain answers inline, and hands the rest to a worker.
 func (f *Frontend) process(q *query, pkt []byte, base context.Context) {
-	if q.prepare(pkt, base) {
-		return // a worker has it
+	if q.prepare(pkt, base) || q.queued {
+		return // a worker has it, or the reader's reply batch ends it
 	}
-	q.end()
+	q.finish(time.Now())
+}
+
+// finish ends q, answered in the reader goroutine, at now and recycles it
+// unless something may still refer to it.
+func (q *query) finish(now time.Time) {
+	q.endAt(now)
 	if q.pooled && !q.kept && !q.ctx.armed() {
-		f.putQuery(q)
+		q.f.putQuery(q)
 	}
 }
 
@@ -96,7 +104,9 @@ func (q *query) prepare(pkt []byte, base context.Context) (dispatched bool) {
 			dispatched = false
 		}
 	}()
-	q.start = time.Now()
+	if q.start.IsZero() { // else the reader set its read time
+		q.start = time.Now()
+	}
 	if !q.parse(pkt) {
 		f.m.malformed.Inc()
 		q.formErrHeader(pkt)
@@ -119,6 +129,7 @@ func (q *query) prepare(pkt []byte, base context.Context) (dispatched bool) {
 		if q.proto == protoUDP && q.serveInline() {
 			return false
 		}
+		q.inReader = false // a worker sends its replies itself
 		f.dispatch(q)
 		return true
 	}
@@ -126,7 +137,11 @@ func (q *query) prepare(pkt []byte, base context.Context) (dispatched bool) {
 }
 
 // serveInline answers q in the calling goroutine if the chain takes it
-// inline, and reports whether it did.
+// inline, and reports whether it did. Only a chain whose head is a
+// resolver.InlineHandler is offered queries (the cache its hits, the index
+// its names): the handoff to a worker costs as much as such an answer. Over
+// TCP every query goes to a worker, so a slow client's reply never holds up
+// reading its connection.
 func (q *query) serveInline() bool {
 	h := q.f.handler.Load().h
 	ih, ok := h.(resolver.InlineHandler)
@@ -227,7 +242,10 @@ func (f *Frontend) panicked(q *query, p any) {
 }
 
 // end accounts for a finished query and gives back what it held.
-func (q *query) end() {
+func (q *query) end() { q.endAt(time.Now()) }
+
+// endAt is end with the time now.
+func (q *query) endAt(now time.Time) {
 	f := q.f
 	q.ctx.cancel()
 	q.mu.Lock()
@@ -237,7 +255,7 @@ func (q *query) end() {
 	if written {
 		f.m.response(rcode)
 	}
-	d := time.Since(q.start)
+	d := now.Sub(q.start)
 	f.m.duration.Observe(d.Seconds())
 	if f.cfg.LogQueries {
 		q.log(written, rcode, d)

@@ -72,31 +72,38 @@ func (s *rawSender) send(b, oob []byte, peer netip.AddrPort) error {
 
 // setPeer writes peer as a sockaddr of the socket's family.
 func (s *rawSender) setPeer(peer netip.AddrPort) bool {
+	n, ok := putSockaddr(&s.sa, s.family, peer)
+	s.salen = n
+	return ok
+}
+
+// putSockaddr writes peer into sa as a sockaddr of family (unix.AF_INET or
+// unix.AF_INET6) and returns its length, or false when an IPv6 peer cannot
+// be reached from an IPv4 socket.
+func putSockaddr(sa *unix.RawSockaddrInet6, family int, peer netip.AddrPort) (uint32, bool) {
 	a, port := peer.Addr(), peer.Port()
-	if s.family == unix.AF_INET {
+	if family == unix.AF_INET {
 		if !a.Is4() && !a.Is4In6() {
-			return false
+			return 0, false
 		}
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&s.sa))
-		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.Unmap().As4()}
-		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.Unmap().As4()}
+		p := (*[2]byte)(unsafe.Pointer(&sa4.Port))
 		p[0], p[1] = byte(port>>8), byte(port)
-		s.salen = unix.SizeofSockaddrInet4
-		return true
+		return unix.SizeofSockaddrInet4, true
 	}
-	s.sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
+	*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
 	if z := a.Zone(); z != "" {
 		// numeric, as batchReader makes it, or an interface name
 		if n, err := strconv.ParseUint(z, 10, 32); err == nil {
-			s.sa.Scope_id = uint32(n)
+			sa.Scope_id = uint32(n)
 		} else if ifi, err := net.InterfaceByName(z); err == nil {
-			s.sa.Scope_id = uint32(ifi.Index)
+			sa.Scope_id = uint32(ifi.Index)
 		}
 	}
-	p := (*[2]byte)(unsafe.Pointer(&s.sa.Port))
+	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
 	p[0], p[1] = byte(port>>8), byte(port)
-	s.salen = unix.SizeofSockaddrInet6
-	return true
+	return unix.SizeofSockaddrInet6, true
 }
 
 // call is the RawConn callback: false asks the runtime to wait until the

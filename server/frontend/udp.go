@@ -20,10 +20,12 @@ type udpSocket struct {
 	pktinfo bool            // wildcard bind: reply from the query's destination
 	base    context.Context // parent of query contexts, for values only
 	raw     *rawSender      // nil where raw sends are not available
+	out     *replyBatch     // the reader's; nil where raw sends are not available
 }
 
 // readLoop reads datagrams in batches (see batchReader), parses each in
-// place, and hands each admitted query that needs the chain to a worker.
+// place, answers what needs no worker (sending those replies together once
+// the batch is handled) and hands each other admitted query to a worker.
 func (s *udpSocket) readLoop() {
 	f := s.f
 	defer f.readers.Done()
@@ -33,18 +35,11 @@ func (s *udpSocket) readLoop() {
 		return
 	}
 	var backoff time.Duration
-	for {
-		n, err := br.read()
-		if err != nil {
-			if f.stopping.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
-			f.log.Warn("frontend: udp read", "addr", s.laddr, "err", err)
-			time.Sleep(backoff)
-			continue
-		}
+	handle := func(n int) bool {
 		backoff = 0
+		// One clock reading per batch: a query's latency runs from the
+		// read that returned it, which is when it was taken off the queue.
+		now := time.Now()
 		for i := range n {
 			pkt, cut, peer, oob := br.datagram(i)
 			q := f.receiveUDP(s, pkt, cut, peer)
@@ -54,8 +49,22 @@ func (s *udpSocket) readLoop() {
 			if s.pktinfo {
 				q.dst, q.ifindex, _ = parseDst(oob)
 			}
+			q.start, q.inReader = now, s.out != nil
 			f.process(q, pkt, s.base)
 		}
+		if s.out != nil {
+			s.out.flush()
+		}
+		return !f.stopping.Load()
+	}
+	for {
+		err := br.read(handle)
+		if err == nil || f.stopping.Load() || errors.Is(err, net.ErrClosed) {
+			return
+		}
+		backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
+		f.log.Warn("frontend: udp read", "addr", s.laddr, "err", err)
+		time.Sleep(backoff)
 	}
 }
 
@@ -98,6 +107,9 @@ func (q *query) setPeer(peer netip.AddrPort) {
 }
 
 func (s *udpSocket) send(q *query, frame []byte) error {
+	if q.inReader && s.out.add(q, frame[2:]) {
+		return nil // sent with the rest of the batch's replies
+	}
 	var oob []byte
 	if q.dst.IsValid() {
 		if n := buildSrc(q.oob[:], q.dst, q.ifindex); n > 0 {
