@@ -28,7 +28,9 @@
 #     cluster server answers a few Service and pod names exactly right;
 #  4. runs each scenario REPS times, alternating servers (A B A B ...), with
 #     dnsperf pinned to LOAD_CPU for DURATION seconds per run, and measures
-#     the server's CPU time per answered query from /proc/PID/stat;
+#     the server's CPU time per answered query from /proc/PID/stat and, for
+#     the Go servers, heap allocations per answered query from their
+#     go_memstats_mallocs_total (scraped from /metrics before and after);
 #  5. measures DNS programming latency (PROG_CHANGES API changes at PROG_RATE
 #     per second, both servers polled at once), then memory: after the initial
 #     list, after all traffic, and during a full relist forced by restarting
@@ -246,6 +248,9 @@ PORT[coredns]=${P[1]}
 PORT[unbound]=${P[2]}
 METRICS_CLUSTERDNS=127.0.0.1:${P[3]}
 METRICS_COREDNS=127.0.0.1:${P[4]}
+# Where perf scrapes go_memstats_mallocs_total for allocations per query;
+# unbound has no such metric (empty: not measured).
+declare -A METRICS=([clusterdns]=$METRICS_CLUSTERDNS [coredns]=$METRICS_COREDNS [unbound]="")
 
 cluster_zone_cache=false
 [ "$COREDNS_LAYOUT" = single ] && cluster_zone_cache=true
@@ -259,7 +264,9 @@ kubernetes: {zone: $ZONE, kubeconfig: $KUBECONFIG_PATH, ttl: $TTL, pods: $POD_MO
 EOF
 
 # CoreDNS: kubernetes, cache and forward with the same TTL, capacity and
-# upstream and pod mode; prometheus on, as clusterdns's /metrics is.
+# upstream and pod mode; prometheus on in every server block, as
+# clusterdns's /metrics is (it also gives go_memstats_mallocs_total for
+# allocations per query).
 kube_block="kubernetes $ZONE in-addr.arpa ip6.arpa {
         kubeconfig $KUBECONFIG_PATH $KCONTEXT
         pods $POD_MODE
@@ -379,7 +386,7 @@ perf() { # perf SCENARIO IMPL REP DATAFILE
   "$BT" perf -server "127.0.0.1:${PORT[$2]}" -pid "${PID[$2]}" -data "$4" \
     -duration "$DURATION" -clients "$CLIENTS" -outstanding "$OUTSTANDING" -max-qps "$MAX_QPS" \
     -cpu "$LOAD_CPU" -scenario "$1" -impl "$2" -rep "$3" -results "$RESULTS" \
-    -log "$LOGS/dnsperf-$1-$2-$3.txt"
+    -metrics "${METRICS[$2]}" -log "$LOGS/dnsperf-$1-$2-$3.txt"
 }
 Q=$RESULTS_DIR/queries
 for scenario in cluster hit miss junk; do
@@ -463,7 +470,7 @@ log "report"
   echo "- servers: ${IMPLS[*]}; CoreDNS $(test -n "$COREDNS" && "$COREDNS" -version | head -1 | sed 's/^CoreDNS-//'), layout $COREDNS_LAYOUT; clusterdns $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?') (working tree)"
   echo "- objects: $N_SERVICES services, $N_ENDPOINTS endpoints, $N_PODS pods (pod records: $POD_MODE); TTL $TTL; cache $CACHE_SIZE entries; stub upstream on loopback"
   echo "- load: dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION$([ "$MAX_QPS" != 0 ] && echo " -Q $MAX_QPS") on CPU $LOAD_CPU; servers on CPU $SERVER_CPU; $REPS repetitions, servers alternating"
-  echo "- CPU µs/query: server utime+stime (/proc/PID/stat) over the run / queries answered. Latency: per-query figures from dnsperf -v."
+  echo "- CPU µs/query: server utime+stime (/proc/PID/stat) over the run / queries answered. Allocs/query: go_memstats_mallocs_total scraped before and after the run (less one scrape's own) / queries answered. Latency: per-query figures from dnsperf -v."
   echo "- reproduce: $(printf '%q ' N_SERVICES="$N_SERVICES" N_ENDPOINTS="$N_ENDPOINTS" N_PODS="$N_PODS" REPS="$REPS" DURATION="$DURATION" COREDNS_LAYOUT="$COREDNS_LAYOUT")test/bench/run.sh"
   echo
   "$BT" report -results "$RESULTS"

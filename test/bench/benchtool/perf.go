@@ -39,6 +39,10 @@ type record struct {
 	CPUPerQus  float64          `json:"cpu_us_per_query,omitempty"`
 	OtherCPU   float64          `json:"other_cpu_pct,omitempty"`
 	Rcodes     map[string]int64 `json:"rcodes,omitempty"`
+	// AllocsPerQ is nil when not measured: the server has no Go metrics
+	// (AllocsErr empty) or a scrape failed (AllocsErr says why).
+	AllocsPerQ *float64 `json:"allocs_per_query,omitempty"`
+	AllocsErr  string   `json:"allocs_error,omitempty"`
 
 	RSSKiB int64 `json:"rss_kib,omitempty"`
 	HWMKiB int64 `json:"hwm_kib,omitempty"`
@@ -239,6 +243,7 @@ func runPerf(ctx context.Context, args []string) error {
 	rep := fs.Int("rep", 0, "repetition number")
 	results := fs.String("results", "", "results file to append to")
 	logFile := fs.String("log", "", "keep dnsperf's summary here")
+	metrics := fs.String("metrics", "", "the server's Prometheus /metrics address, 127.0.0.1:port, to count its heap allocations (go_memstats_mallocs_total); empty for none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -270,6 +275,9 @@ func runPerf(ctx context.Context, args []string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, dargs...)
 	cmd.Stdout, cmd.Stderr = out, out
+	// The scrapes sit outside the CPU readings: their CPU is not the traffic's.
+	allocs := newAllocsProbe(*metrics)
+	allocs.start(ctx)
 	cpu0, err := procCPU(*pid)
 	if err != nil {
 		return err
@@ -289,6 +297,7 @@ func runPerf(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("server died during the run: %w", err)
 	}
+	allocs.stop(ctx)
 	var loadCPU time.Duration // dnsperf's own (taskset exec'd it: same process)
 	if cmd.ProcessState != nil {
 		loadCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
@@ -324,8 +333,9 @@ func runPerf(ctx context.Context, args []string) error {
 	if res.completed > 0 {
 		r.CPUPerQus = 1e6 * r.CPUSeconds / float64(res.completed)
 	}
-	fmt.Fprintf(os.Stderr, "perf: %-10s %-9s rep %d: %8.0f qps  p50 %.3f ms  p99 %.3f ms  lost %d  cpu %.2f us/q  rss %d MiB  other cpu %.0f%%\n",
-		*scenario, *impl, *rep, r.QPS, r.P50ms, r.P99ms, r.Lost, r.CPUPerQus, rss>>10, r.OtherCPU)
+	allocs.fill(&r)
+	fmt.Fprintf(os.Stderr, "perf: %-10s %-9s rep %d: %8.0f qps  p50 %.3f ms  p99 %.3f ms  lost %d  cpu %.2f us/q  allocs %s/q  rss %d MiB  other cpu %.0f%%\n",
+		*scenario, *impl, *rep, r.QPS, r.P50ms, r.P99ms, r.Lost, r.CPUPerQus, showAllocs(r), rss>>10, r.OtherCPU)
 	return appendRecord(*results, r)
 }
 

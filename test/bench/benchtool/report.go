@@ -148,6 +148,23 @@ type perfSummary struct {
 	lost, sent         int64 // sums
 	rssKiB             int64 // after the last repetition
 	rcodes             map[string]int64
+	allocs             float64 // median over the repetitions that measured it
+	allocsN, allocsBad int     // repetitions measured, and failed to measure
+}
+
+// allocsCell formats a summary's allocations per query: "-" when the
+// server has no Go metrics (Unbound), "?" when no repetition's scrape
+// worked, and how many did when only some did.
+func (s perfSummary) allocsCell() string {
+	switch {
+	case s.allocsN == 0 && s.allocsBad == 0:
+		return "-"
+	case s.allocsN == 0:
+		return "?"
+	case s.allocsBad > 0:
+		return fmt.Sprintf("%s (%d of %d reps)", fmtAllocs(s.allocs), s.allocsN, s.allocsN+s.allocsBad)
+	}
+	return fmtAllocs(s.allocs)
 }
 
 func summarize(perf []record) map[perfKey]perfSummary {
@@ -168,13 +185,21 @@ func summarize(perf []record) map[perfKey]perfSummary {
 				rssKiB: rs[len(rs)-1].RSSKiB,
 				rcodes: map[string]int64{},
 			}
+			var allocs []float64
 			for _, r := range rs {
+				switch {
+				case r.AllocsPerQ != nil:
+					allocs = append(allocs, *r.AllocsPerQ)
+				case r.AllocsErr != "":
+					s.allocsBad++
+				}
 				s.lost += r.Lost
 				s.sent += r.Sent
 				for k, v := range r.Rcodes {
 					s.rcodes[k] += v
 				}
 			}
+			s.allocs, s.allocsN = median(allocs), len(allocs)
 			out[perfKey{sc, impl}] = s
 		}
 	}
@@ -188,10 +213,12 @@ func writeReport(w io.Writer, recs []record, subject string) {
 		sum := summarize(perf)
 		fmt.Fprintf(w, "### Throughput (median of repetitions; ratios are %s/peer)\n\n", subject)
 		fmt.Fprintln(w, "Other CPU: what everything but the server and dnsperf used during the run (stub, kernel, other users of the"+
-			" machine), in % of one core; a high figure or a wide QPS range marks a disturbed run, where CPU/query still holds.")
+			" machine), in % of one core; a high figure or a wide QPS range marks a disturbed run, where CPU/query still holds."+
+			" Allocs/query: heap allocations over the whole server path, the Go runtime's go_memstats_mallocs_total scraped"+
+			" before and after the run (less one scrape's own) / queries answered; - for a server without it, ? when a scrape failed.")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| scenario | server | reps | QPS | QPS range | p50 ms | p99 ms | lost | CPU µs/query | other CPU % | RSS MiB | rcodes | QPS ratio | CPU/query ratio | p99 ratio |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| scenario | server | reps | QPS | QPS range | p50 ms | p99 ms | lost | CPU µs/query | allocs/query | other CPU % | RSS MiB | rcodes | QPS ratio | CPU/query ratio | p99 ratio |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, sc := range ordered(perf, func(r record) string { return r.Scenario }, "") {
 			in := filter(perf, func(r record) bool { return r.Scenario == sc })
 			subj := sum[perfKey{sc, subject}]
@@ -201,9 +228,9 @@ func writeReport(w io.Writer, recs []record, subject string) {
 				if impl != subject {
 					qr, cr, pr = ratio(subj.qps, s.qps), ratio(subj.cpu, s.cpu), ratio(subj.p99, s.p99)
 				}
-				fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.0f-%.0f | %.3f | %.3f | %d (%.3f%%) | %.1f | %.0f | %s | %s | %s | %s | %s |\n",
+				fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.0f-%.0f | %.3f | %.3f | %d (%.3f%%) | %.1f | %s | %.0f | %s | %s | %s | %s | %s |\n",
 					sc, impl, s.n, s.qps, s.qpsMin, s.qpsMax, s.p50, s.p99, s.lost, 100*float64(s.lost)/float64(max(s.sent, 1)), s.cpu,
-					s.other, mib(float64(s.rssKiB)), rcodeMix(s.rcodes), qr, cr, pr)
+					s.allocsCell(), s.other, mib(float64(s.rssKiB)), rcodeMix(s.rcodes), qr, cr, pr)
 			}
 		}
 		fmt.Fprintln(w)

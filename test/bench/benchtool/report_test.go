@@ -25,8 +25,8 @@ func TestReportRatios(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		// clusterdns first, median of 300 and 200 QPS, CPU 7.5.
-		"| cluster | clusterdns | 2 | 250 | 200-300 | 0.000 | 1.000 | 0 (0.000%) | 7.5 | 0 | 0.0 | NOERROR 100.0% |  |  |  |",
-		"| cluster | coredns | 1 | 100 | 100-100 | 0.000 | 2.000 | 0 (0.000%) | 20.0 | 0 | 0.0 | NOERROR 100.0% | 2.50 | 0.38 | 0.50 |",
+		"| cluster | clusterdns | 2 | 250 | 200-300 | 0.000 | 1.000 | 0 (0.000%) | 7.5 | - | 0 | 0.0 | NOERROR 100.0% |  |  |  |",
+		"| cluster | coredns | 1 | 100 | 100-100 | 0.000 | 2.000 | 0 (0.000%) | 20.0 | - | 0 | 0.0 | NOERROR 100.0% | 2.50 | 0.38 | 0.50 |",
 		"| clusterdns | 100 services, 1000 endpoints, 500 pods (watched, verified) | 10.0 | 20.0 | 10.0 | 10.0 | 15.0 | 1.50 |  |  |  |",
 		"| coredns | 100 services, 1000 endpoints, 500 pods (watched, verified) | 40.0 | 40.0 | 40.0 | 40.0 | - | - | 0.25 | 0.25 | - |",
 		"endpointslices 2 (one per watching server",

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 )
 
 // The targets of issue 5, each judged on the figure the issue names: for
@@ -24,7 +25,7 @@ func memOf(recs []record, impl, phase string) (rss, hwm float64) {
 type target struct {
 	what     string
 	measured string
-	met      string // "yes", "no" or "n/a" when not measured
+	met      string // "yes", "no", "n/a" when not measured, "reported" for a figure without a bound
 }
 
 func verdict(ok bool) string {
@@ -86,6 +87,8 @@ func writeTargets(w io.Writer, recs []record, subject string) {
 		rows = append(rows, target{"ndots:5 junk: from the index at the cluster-answer rate, never forwarded", "not measured", "n/a"})
 	}
 
+	rows = append(rows, allocsTarget(sum, subject))
+
 	// Steady RSS, after all traffic with both caches full at the same
 	// size: right after the initial list a Go server's RSS still holds the
 	// list's garbage, which the runtime returns to the OS only gradually.
@@ -125,4 +128,26 @@ func writeTargets(w io.Writer, recs []record, subject string) {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", t.what, t.measured, t.met)
 	}
 	fmt.Fprintln(w)
+}
+
+// allocsTarget is the issue's "a count for the whole server path (read to
+// write) reported beside CoreDNS's": allocations per query of subject and
+// CoreDNS in each scenario both ran, with no bound to meet.
+func allocsTarget(sum map[perfKey]perfSummary, subject string) target {
+	const what = "allocations, whole server path (read to write): reported beside CoreDNS's"
+	var scs, subj, other []string
+	for _, sc := range []string{"cluster", "hit", "miss", "junk"} {
+		s, okS := sum[perfKey{sc, subject}]
+		p, okP := sum[perfKey{sc, "coredns"}]
+		if okS && okP {
+			scs = append(scs, sc)
+			subj = append(subj, s.allocsCell())
+			other = append(other, p.allocsCell())
+		}
+	}
+	if len(scs) == 0 {
+		return target{what, "not measured", "n/a"}
+	}
+	return target{what, fmt.Sprintf("%s %s vs CoreDNS %s per query (%s)", subject,
+		strings.Join(subj, " / "), strings.Join(other, " / "), strings.Join(scs, " / ")), "reported"}
 }
