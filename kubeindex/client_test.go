@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 )
 
 const testKubeconfig = `apiVersion: v1
@@ -72,5 +74,29 @@ func TestRestConfig(t *testing.T) {
 	cfg.Kubeconfig, cfg.Context = "", "two"
 	if _, err := NewClient(cfg); !errors.Is(err, ErrContextWithoutKubeconfig) {
 		t.Errorf("context without kubeconfig: %v", err)
+	}
+}
+
+// TestRESTAPI checks the settings newRESTAPI refuses and the resources it
+// serves; lists and watches over HTTP are list_test.go's.
+func TestRESTAPI(t *testing.T) {
+	if _, err := newRESTAPI(&rest.Config{Host: "https://127.0.0.1:6443", QPS: 5}); !errors.Is(err, ErrBadRateLimit) {
+		t.Errorf("qps without burst: err = %v, want ErrBadRateLimit", err)
+	}
+	a, err := newRESTAPI(&rest.Config{Host: "https://127.0.0.1:6443", QPS: 5, Burst: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.core.APIVersion().String() != "v1" || a.disc.APIVersion().String() != "discovery.k8s.io/v1" {
+		t.Errorf("group versions %s and %s", a.core.APIVersion(), a.disc.APIVersion())
+	}
+	if a.core.GetRateLimiter() == nil || a.core.GetRateLimiter() != a.disc.GetRateLimiter() {
+		t.Error("the groups do not share one rate limiter")
+	}
+	if _, err := a.List(t.Context(), "secrets", "", metav1.ListOptions{}); !errors.Is(err, errUnknownResource) {
+		t.Errorf("list secrets: err = %v, want errUnknownResource", err)
+	}
+	if _, err := a.Watch(t.Context(), "secrets", "", metav1.ListOptions{}); !errors.Is(err, errUnknownResource) {
+		t.Errorf("watch secrets: err = %v, want errUnknownResource", err)
 	}
 }

@@ -17,8 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -56,17 +54,15 @@ func (s *Store) buildInformers() {
 		}
 		slices.Sort(scopes) // stable order of readiness reasons
 	}
-	core, disc := s.client.CoreV1(), s.client.DiscoveryV1()
-	coreRC, discRC := restClient(core.RESTClient()), restClient(disc.RESTClient())
-	s.add(resNamespaces, "", newLister(resNamespaces, "NamespaceList", "", coreRC, core.Namespaces(), decodeAs[corev1.Namespace]()),
+	s.add(resNamespaces, "", s.newLister(resNamespaces, "NamespaceList", "", decodeAs[corev1.Namespace]()),
 		&corev1.Namespace{}, s.tr.namespace, s.namespaceHandler())
 	for _, ns := range scopes {
-		s.add(resServices, ns, newLister(resServices, "ServiceList", ns, coreRC, core.Services(ns), decodeAs[corev1.Service]()),
+		s.add(resServices, ns, s.newLister(resServices, "ServiceList", ns, decodeAs[corev1.Service]()),
 			&corev1.Service{}, s.tr.service, s.serviceHandler())
-		s.add(resEndpointSlices, ns, newLister(resEndpointSlices, "EndpointSliceList", ns, discRC, disc.EndpointSlices(ns), decodeAs[discoveryv1.EndpointSlice]()),
+		s.add(resEndpointSlices, ns, s.newLister(resEndpointSlices, "EndpointSliceList", ns, decodeAs[discoveryv1.EndpointSlice]()),
 			&discoveryv1.EndpointSlice{}, s.tr.slice, s.sliceHandler())
 		if s.cfg.Pods == PodsVerified {
-			l := newLister(resPods, "PodList", ns, coreRC, core.Pods(ns), decodeAs[corev1.Pod]())
+			l := s.newLister(resPods, "PodList", ns, decodeAs[corev1.Pod]())
 			// Finished pods hold no IP any more (the transform checks too:
 			// not every server, nor the fake clientset, honours this).
 			l.tweak = func(o *metav1.ListOptions) {
@@ -77,19 +73,11 @@ func (s *Store) buildInformers() {
 	}
 }
 
-// typedClient is the part of a typed client (core.Services(ns), ...) a
-// lister uses.
-type typedClient[L runtime.Object] interface {
-	List(context.Context, metav1.ListOptions) (L, error)
-	Watch(context.Context, metav1.ListOptions) (watch.Interface, error)
-}
-
-func newLister[L runtime.Object](resource, listKind, ns string, rc *rest.RESTClient, c typedClient[L], decode func([]byte) (runtime.Object, error)) *lister {
-	return &lister{
-		resource: resource, listKind: listKind, ns: ns, rc: rc, decode: decode,
-		list:  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) },
-		watch: c.Watch,
-	}
+// newLister returns the lister of resource in ns over the store's API; it
+// streams lists when the API can (NewClient's).
+func (s *Store) newLister(resource, listKind, ns string, decode func([]byte) (runtime.Object, error)) *lister {
+	str, _ := s.client.(streamer)
+	return &lister{resource: resource, listKind: listKind, ns: ns, api: s.client, str: str, decode: decode}
 }
 
 func (s *Store) add(resource, ns string, l *lister, example runtime.Object, tf cache.TransformFunc, h cache.ResourceEventHandler) {

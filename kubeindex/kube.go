@@ -15,8 +15,6 @@ import (
 	"log/slog"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/clusterdns/clusterdns/resolver"
 )
 
@@ -28,7 +26,7 @@ type Options struct {
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Client talks to the API server; nil means NewClient(cfg).
-	Client kubernetes.Interface
+	Client API
 }
 
 // Kube is the kubeindex stage: a Store and the handler answering from it.

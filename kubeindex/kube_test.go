@@ -120,7 +120,7 @@ func TestKubeFakeAPI(t *testing.T) {
 	var outage apiOutage
 	outage.install(cs)
 	cfg := handlerConfig()
-	k, err := New(cfg, Options{Client: cs, Metrics: NewMetrics(prometheus.NewRegistry())})
+	k, err := New(cfg, Options{Client: apiOf(cs), Metrics: NewMetrics(prometheus.NewRegistry())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestKubeStartTimeout(t *testing.T) {
 	outage.fail()
 	cfg := handlerConfig()
 	cfg.StartupTimeout = 200 * time.Millisecond
-	k, err := New(cfg, Options{Client: cs})
+	k, err := New(cfg, Options{Client: apiOf(cs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestKubeStartTimeout(t *testing.T) {
 		{Qname: web, Qtype: dns.TypeA, Rcode: SF},
 		passed("example.org.", dns.TypeA),
 	})
-	if _, err := New(Config{}, Options{Client: cs}); err == nil {
+	if _, err := New(Config{}, Options{Client: apiOf(cs)}); err == nil {
 		t.Error("New accepted an invalid config")
 	}
 	var _ resolver.Handler = k.Wrap(nil)

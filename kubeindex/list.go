@@ -8,15 +8,12 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -25,7 +22,7 @@ import (
 // garbage a batch at a time instead of all at once: over a real API client
 // it streams the protobuf response (readProtoList), otherwise (fake
 // clientsets, a server answering JSON) it transforms the typed list it got.
-// Watches are the typed client's; their events are transformed one by one
+// Watches are the API's; their events are transformed one by one
 // by the informer, as are WatchList streams where the server offers them.
 //
 // Lists are not paginated on purpose: the reflector lists at
@@ -41,11 +38,10 @@ type lister struct {
 	resource string // "services", for errors and logs
 	listKind string // "ServiceList": what a protobuf list must carry
 	ns       string // "" for all namespaces
-	rc       *rest.RESTClient
+	api      API
+	str      streamer                  // api's, nil if it cannot stream
 	tweak    func(*metav1.ListOptions) // nil: none
 	decode   func([]byte) (runtime.Object, error)
-	list     func(context.Context, metav1.ListOptions) (runtime.Object, error) // the typed client's
-	watch    func(context.Context, metav1.ListOptions) (watch.Interface, error)
 	tf       cache.TransformFunc
 	log      *slog.Logger
 	// listed is told when a whole list (its last page) has been read, or a
@@ -64,13 +60,6 @@ type lister struct {
 // A batch of typed objects is a few hundred KiB.
 const listBatch = 256
 
-// restClient returns c as a usable REST client, or nil for fake clientsets
-// (whose RESTClient is a nil pointer).
-func restClient(c rest.Interface) *rest.RESTClient {
-	rc, _ := c.(*rest.RESTClient)
-	return rc
-}
-
 // listerWatcher wraps l for an informer, keeping client-go's check of
 // whether client supports WatchList streams.
 func (l *lister) listerWatcher(client any) cache.ListerWatcher {
@@ -87,14 +76,14 @@ func (l *lister) List(ctx context.Context, opts metav1.ListOptions) (runtime.Obj
 	}
 	var out *metainternalversion.List
 	var err error
-	if l.rc != nil {
+	if l.str != nil {
 		out, err = l.stream(ctx, opts)
 		if errors.Is(err, errNotProtobuf) && l.fellBack.CompareAndSwap(false, true) {
 			l.log.Info("kubeindex: the API server answered a list without protobuf; listing whole lists instead",
 				"resource", l.resource)
 		}
 	}
-	if l.rc == nil || errors.Is(err, errNotProtobuf) {
+	if l.str == nil || errors.Is(err, errNotProtobuf) {
 		out, err = l.typed(ctx, opts)
 	}
 	if err != nil {
@@ -106,14 +95,14 @@ func (l *lister) List(ctx context.Context, opts metav1.ListOptions) (runtime.Obj
 	return out, nil
 }
 
-// Watch watches the resource with the typed client. The watch of a
+// Watch watches the resource through the API. The watch of a
 // streaming list (sendInitialEvents) tells listed when its initial events
 // end, as List does at its last page.
 func (l *lister) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	if l.tweak != nil {
 		l.tweak(&opts)
 	}
-	w, err := l.watch(ctx, opts)
+	w, err := l.api.Watch(ctx, l.resource, l.ns, opts)
 	if err != nil || opts.SendInitialEvents == nil || !*opts.SendInitialEvents || l.listed == nil {
 		return w, err
 	}
@@ -166,17 +155,7 @@ func (w *streamWatch) Stop() {
 // stream lists over the REST client, decoding and transforming one item at
 // a time.
 func (l *lister) stream(ctx context.Context, opts metav1.ListOptions) (*metainternalversion.List, error) {
-	var timeout time.Duration
-	if opts.TimeoutSeconds != nil {
-		timeout = time.Duration(*opts.TimeoutSeconds) * time.Second
-	}
-	body, err := l.rc.Get().
-		UseProtobufAsDefault().
-		NamespaceIfScoped(l.ns, l.ns != "").
-		Resource(l.resource).
-		VersionedParams(&opts, scheme.ParameterCodec).
-		Timeout(timeout).
-		Stream(ctx)
+	body, err := l.str.stream(ctx, l.resource, l.ns, opts)
 	if err != nil {
 		return nil, err // an API status error, as the typed client returns it
 	}
@@ -211,9 +190,9 @@ func (l *lister) stream(ctx context.Context, opts metav1.ListOptions) (*metainte
 	return &metainternalversion.List{ListMeta: lm, Items: items}, nil
 }
 
-// typed lists with the typed client and transforms the result.
+// typed lists whole with the API and transforms the result.
 func (l *lister) typed(ctx context.Context, opts metav1.ListOptions) (*metainternalversion.List, error) {
-	obj, err := l.list(ctx, opts)
+	obj, err := l.api.List(ctx, l.resource, l.ns, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -161,7 +160,7 @@ func (f *fakeAPI) lastQuery() (url.Values, string) {
 
 // start serves f on loopback until the test ends and returns a client of
 // it configured as NewClient configures one (protobuf first).
-func (f *fakeAPI) start(t testing.TB) kubernetes.Interface {
+func (f *fakeAPI) start(t testing.TB) API {
 	t.Helper()
 	f.encoded = make(map[string][]byte)
 	srv := httptest.NewServer(f)
@@ -169,11 +168,11 @@ func (f *fakeAPI) start(t testing.TB) kubernetes.Interface {
 	rc := &rest.Config{Host: srv.URL}
 	rc.ContentType = runtime.ContentTypeProtobuf
 	rc.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	cs, err := kubernetes.NewForConfig(rc)
+	api, err := newRESTAPI(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cs
+	return api
 }
 
 // apiLists sorts objs into the lists fakeAPI serves.
@@ -212,9 +211,10 @@ func testAPIObjects(n int) map[string]runtime.Object {
 }
 
 // serviceLister is the services lister a Store builds over cs.
-func serviceLister(cs kubernetes.Interface, listed func()) *lister {
+func serviceLister(api API, listed func()) *lister {
 	tr := &transformer{log: slog.New(slog.DiscardHandler), metrics: NewMetrics(nil)}
-	l := newLister(resServices, "ServiceList", "", restClient(cs.CoreV1().RESTClient()), cs.CoreV1().Services(""), decodeAs[corev1.Service]())
+	str, _ := api.(streamer)
+	l := &lister{resource: resServices, listKind: "ServiceList", api: api, str: str, decode: decodeAs[corev1.Service]()}
 	l.tf, l.log, l.listed = tr.service, slog.New(slog.DiscardHandler), listed
 	return l
 }
@@ -430,7 +430,7 @@ func TestStoreStreamingList(t *testing.T) {
 		mu.Unlock()
 		return true, fw, nil
 	})
-	s := NewStore(testConfig(), noWatchListSemantics{cs}, StoreOptions{})
+	s := NewStore(testConfig(), apiOf(noWatchListSemantics{cs}), StoreOptions{})
 	var freed atomic.Int32
 	s.rel.free = func() { freed.Add(1) }
 	s.rel.every = 0

@@ -108,7 +108,7 @@ func TestStoreReleasesAfterSyncAndRelist(t *testing.T) {
 		return false, nil, nil
 	})
 	m := NewMetrics(prometheus.NewRegistry())
-	s := NewStore(testConfig(), cs, StoreOptions{Metrics: m})
+	s := NewStore(testConfig(), apiOf(cs), StoreOptions{Metrics: m})
 	var freed atomic.Int32
 	s.rel.free = func() { freed.Add(1) }
 	s.rel.every = 0 // no rate limit: the relist's release need not wait a minute

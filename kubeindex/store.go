@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/clusterdns/clusterdns/resolver"
 )
 
@@ -39,7 +37,7 @@ type StoreOptions struct {
 // whatever was deleted meanwhile.
 type Store struct {
 	cfg     Config
-	client  kubernetes.Interface
+	client  API
 	log     *slog.Logger
 	metrics *Metrics
 	tr      *transformer
@@ -69,7 +67,7 @@ var (
 
 // NewStore builds the informers and an empty index; nothing talks to the API
 // server before Start. cfg is expected to be valid (Config.Validate).
-func NewStore(cfg Config, client kubernetes.Interface, opts StoreOptions) *Store {
+func NewStore(cfg Config, client API, opts StoreOptions) *Store {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}

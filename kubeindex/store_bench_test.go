@@ -14,7 +14,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -69,7 +68,7 @@ func benchObjects(n, per int) []k8sruntime.Object {
 // handlers without running informers: fast, for lookup tests.
 func loadedStore(tb testing.TB, n, per int) *Store {
 	tb.Helper()
-	s := NewStore(testConfig(), fake.NewClientset(), StoreOptions{})
+	s := NewStore(testConfig(), apiOf(fake.NewClientset()), StoreOptions{})
 	svcH, sliceH, nsH := s.serviceHandler(), s.sliceHandler(), s.namespaceHandler()
 	for _, o := range benchObjects(n, per) {
 		switch o := o.(type) {
@@ -101,7 +100,7 @@ func heapAfterGC() uint64 {
 func storeHeap(tb testing.TB, objs []k8sruntime.Object) uint64 {
 	cs := fake.NewClientset(objs...)
 	before := heapAfterGC()
-	s := NewStore(testConfig(), cs, StoreOptions{})
+	s := NewStore(testConfig(), apiOf(cs), StoreOptions{})
 	if err := s.Start(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
@@ -171,11 +170,11 @@ func heapSpans() (objects, spans, live uint64) {
 	return s[0].Value.Uint64(), s[0].Value.Uint64() + s[1].Value.Uint64(), s[2].Value.Uint64()
 }
 
-func listMemory(b *testing.B, cs kubernetes.Interface, gcPercent int) (peak, objects, spans uint64) {
+func listMemory(b *testing.B, api API, gcPercent int) (peak, objects, spans uint64) {
 	debug.FreeOSMemory()
 	objs0, spans0, live0 := heapSpans()
 	defer debug.SetGCPercent(debug.SetGCPercent(gcPercent))
-	s := NewStore(testConfig(), cs, StoreOptions{})
+	s := NewStore(testConfig(), api, StoreOptions{})
 	released := make(chan struct{})
 	s.rel.free = func() { debug.FreeOSMemory(); close(released) }
 	stop := make(chan struct{})

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/clusterdns/clusterdns/kubeindex/clientsetapi"
 )
 
 // Builders of API objects for the store tests. Objects carry a
@@ -104,7 +106,7 @@ func testConfig() Config {
 
 // startStore runs a Store over client until the test ends and waits for
 // its first sync.
-func startStore(t *testing.T, cfg Config, client kubernetes.Interface, m *Metrics) *Store {
+func startStore(t *testing.T, cfg Config, client API, m *Metrics) *Store {
 	t.Helper()
 	if m == nil {
 		m = NewMetrics(prometheus.NewRegistry())
@@ -138,8 +140,11 @@ func runStore(t *testing.T, s *Store) {
 func newFakeStore(t *testing.T, cfg Config, objs ...runtime.Object) (*Store, *fake.Clientset) {
 	t.Helper()
 	cs := fake.NewClientset(objs...)
-	return startStore(t, cfg, cs, nil), cs
+	return startStore(t, cfg, apiOf(cs), nil), cs
 }
+
+// apiOf adapts a (fake) clientset to the store's API.
+func apiOf(cs kubernetes.Interface) API { return clientsetapi.New(cs) }
 
 // storeEventually polls cond for up to 5 s.
 func storeEventually(t *testing.T, what string, cond func() bool) {

@@ -59,7 +59,7 @@ func TestStoreReadyReasons(t *testing.T) {
 		return false, nil, nil
 	})
 	m := NewMetrics(prometheus.NewRegistry())
-	s := NewStore(testConfig(), cs, StoreOptions{Metrics: m})
+	s := NewStore(testConfig(), apiOf(cs), StoreOptions{Metrics: m})
 	if ok, why := s.Ready(); ok || why != "kubeindex: not started" {
 		t.Errorf("Ready before Start = %v %q", ok, why)
 	}
@@ -113,7 +113,7 @@ func TestStoreWatchErrorAfterSync(t *testing.T) {
 		return false, nil, nil
 	})
 	m := NewMetrics(prometheus.NewRegistry())
-	s := startStore(t, testConfig(), cs, m)
+	s := startStore(t, testConfig(), apiOf(cs), m)
 	storeEventually(t, "unauthorized watch counted", func() bool {
 		return metricValue(t, m.watchErrors.WithLabelValues(resServices, "unauthorized")) == 1
 	})
@@ -163,7 +163,7 @@ func TestWatchListFallback(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	s := startStore(t, testConfig(), noWatchListSemantics{cs}, nil)
+	s := startStore(t, testConfig(), apiOf(noWatchListSemantics{cs}), nil)
 	if streamed.Load() == 0 {
 		t.Error("no streaming list attempted: WatchListClient is off")
 	}
@@ -182,9 +182,9 @@ func TestStoreLifecycleAndSharedMetrics(t *testing.T) {
 	endpoints := m.objects.WithLabelValues(kindEndpoints)
 	v4 := discoveryv1.AddressTypeIPv4
 
-	a := NewStore(testConfig(), fake.NewClientset(testService("ns", "a", "10.0.0.1"),
-		testSlice("ns", "a-1", "a", v4, tep("10.2.0.1"), tep("10.2.0.2"))), StoreOptions{Metrics: m})
-	b := NewStore(testConfig(), fake.NewClientset(testService("ns", "b", "10.0.0.2"), testService("ns", "c", "10.0.0.3")),
+	a := NewStore(testConfig(), apiOf(fake.NewClientset(testService("ns", "a", "10.0.0.1"),
+		testSlice("ns", "a-1", "a", v4, tep("10.2.0.1"), tep("10.2.0.2")))), StoreOptions{Metrics: m})
+	b := NewStore(testConfig(), apiOf(fake.NewClientset(testService("ns", "b", "10.0.0.2"), testService("ns", "c", "10.0.0.3"))),
 		StoreOptions{Metrics: m})
 	for _, s := range []*Store{a, b} {
 		for range 2 { // idempotent
@@ -228,7 +228,7 @@ func TestStoreLifecycleAndSharedMetrics(t *testing.T) {
 	if got := metricValue(t, services) + metricValue(t, endpoints); got != 0 {
 		t.Errorf("objects gauges after stopping both = %v, want 0", got)
 	}
-	if err := NewStore(testConfig(), fake.NewClientset(), StoreOptions{}).Stop(t.Context()); err != nil {
+	if err := NewStore(testConfig(), apiOf(fake.NewClientset()), StoreOptions{}).Stop(t.Context()); err != nil {
 		t.Errorf("Stop before Start = %v", err)
 	}
 }
@@ -236,7 +236,7 @@ func TestStoreLifecycleAndSharedMetrics(t *testing.T) {
 func TestStoreEventMetrics(t *testing.T) {
 	m := NewMetrics(prometheus.NewRegistry())
 	cs := fake.NewClientset(testService("ns", "web", corev1.ClusterIPNone))
-	startStore(t, testConfig(), cs, m)
+	startStore(t, testConfig(), apiOf(cs), m)
 	sl := testSlice("ns", "web-1", "web", discoveryv1.AddressTypeIPv4, tep("10.2.0.1"))
 	sl.Annotations = map[string]string{corev1.EndpointsLastChangeTriggerTime: time.Now().Add(-time.Second).Format(time.RFC3339Nano)}
 	if _, err := cs.DiscoveryV1().EndpointSlices("ns").Create(t.Context(), sl, metav1.CreateOptions{}); err != nil {

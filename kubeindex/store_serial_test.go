@@ -26,7 +26,7 @@ func TestStoreSerial(t *testing.T) {
 		testService("ns", "web", "10.0.0.1"),
 		testSlice("ns", "web-1", "web", v4, tep("10.2.0.1"), tep("10.2.0.9").readyIs(false)),
 	)
-	s := NewStore(testConfig(), cs, StoreOptions{})
+	s := NewStore(testConfig(), apiOf(cs), StoreOptions{})
 	s.idx.now = func() time.Time { return time.Unix(1, 0) } // serial steps of exactly 1
 	runStore(t, s)
 	svcs, eps := cs.CoreV1().Services("ns"), cs.DiscoveryV1().EndpointSlices("ns")
@@ -95,7 +95,7 @@ func TestStoreRelistRemovesMissedDeletes(t *testing.T) {
 			return false, nil, nil
 		})
 	}
-	s := startStore(t, testConfig(), cs, nil)
+	s := startStore(t, testConfig(), apiOf(cs), nil)
 	if s.Service("ns", "gone") == nil || len(s.Service("ns", "keep").Endpoints) != 2 {
 		t.Fatal("initial state incomplete")
 	}
@@ -128,7 +128,7 @@ func TestStoreRelistRemovesMissedDeletes(t *testing.T) {
 // TestStoreTombstones feeds deletes wrapped in DeletedFinalStateUnknown to
 // the handlers directly, with a stored and with a raw object inside.
 func TestStoreTombstones(t *testing.T) {
-	s := NewStore(testConfig(), fake.NewClientset(), StoreOptions{})
+	s := NewStore(testConfig(), apiOf(fake.NewClientset()), StoreOptions{})
 	svcH, sliceH, podH := s.serviceHandler(), s.sliceHandler(), s.podHandler()
 	svc, _ := s.tr.service(testService("ns", "web", "10.0.0.1"))
 	sl, _ := s.tr.slice(testSlice("ns", "web-1", "web", discoveryv1.AddressTypeIPv4, tep("10.2.0.1")))

@@ -70,7 +70,7 @@ func TestStoreUnusualObjects(t *testing.T) {
 
 	logs := &syncBuffer{}
 	m := NewMetrics(prometheus.NewRegistry())
-	s := NewStore(testConfig(), fake.NewClientset(objs...), StoreOptions{Metrics: m,
+	s := NewStore(testConfig(), apiOf(fake.NewClientset(objs...)), StoreOptions{Metrics: m,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	runStore(t, s)
 

@@ -6,6 +6,8 @@ import (
 
 	"github.com/miekg/dns"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/clusterdns/clusterdns/kubeindex/clientsetapi"
 )
 
 // BenchmarkServer measures the whole server path, read to write: a packed
@@ -20,7 +22,7 @@ func BenchmarkServer(b *testing.B) {
 limits: {udpSockets: 1}
 kubernetes: {}
 `)
-	s, _ := startServer(b, cfg, Options{KubeClient: fake.NewClientset(fuzzObjects()...)})
+	s, _ := startServer(b, cfg, Options{KubeClient: clientsetapi.New(fake.NewClientset(fuzzObjects()...))})
 	addr := dnsAddr(b, s)
 	for _, bc := range []struct {
 		name  string

@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/clusterdns/clusterdns/kubeindex/clientsetapi"
 )
 
 // FuzzChain sends raw packets through the whole server: the real front end
@@ -77,7 +79,7 @@ kubernetes:
   reverseZones: ["in-addr.arpa.", "ip6.arpa."]
 `)
 	log := slog.New(panicSpy{&h.panics})
-	h.s, _ = startServer(t, cfg, Options{Logger: log, KubeClient: fake.NewClientset(fuzzObjects()...)})
+	h.s, _ = startServer(t, cfg, Options{Logger: log, KubeClient: clientsetapi.New(fake.NewClientset(fuzzObjects()...))})
 	return h
 }
 

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/clusterdns/clusterdns/kubeindex/clientsetapi"
+
 	"github.com/clusterdns/clusterdns/resolver/resolvertest"
 )
 
@@ -43,7 +45,7 @@ func TestKubernetesBigAnswers(t *testing.T) {
 		}
 		objs = append(objs, es)
 	}
-	s, _ := startServer(t, testConfig(t, up.Addr, "kubernetes: {}\n"), Options{KubeClient: fake.NewClientset(objs...)})
+	s, _ := startServer(t, testConfig(t, up.Addr, "kubernetes: {}\n"), Options{KubeClient: clientsetapi.New(fake.NewClientset(objs...))})
 	addr := dnsAddr(t, s)
 
 	const name = "big.default.svc.cluster.local."

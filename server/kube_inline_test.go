@@ -8,6 +8,7 @@ import (
 	"github.com/miekg/dns"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/clusterdns/clusterdns/kubeindex/clientsetapi"
 	"github.com/clusterdns/clusterdns/resolver"
 	"github.com/clusterdns/clusterdns/resolver/resolvertest"
 )
@@ -37,7 +38,7 @@ func TestKubernetesInline(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := startStub(t, "example.", "alias.example. 300 IN A 192.0.2.1", "www.example. 300 IN A 192.0.2.2")
-			s, _ := startServer(t, testConfig(t, up.Addr, tc.extra), Options{KubeClient: fake.NewClientset(fuzzObjects()...)})
+			s, _ := startServer(t, testConfig(t, up.Addr, tc.extra), Options{KubeClient: clientsetapi.New(fake.NewClientset(fuzzObjects()...))})
 			addr := dnsAddr(t, s)
 			eventually(t, "the index", func() bool {
 				r, err := exchange("udp", addr, resolvertest.Query("web.default.svc.cluster.local.", dns.TypeA), timeoutShort)

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/clusterdns/clusterdns/kubeindex/clientsetapi"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/clusterdns/clusterdns/resolver/resolvertest"
@@ -39,7 +41,7 @@ func kubeObjects() []runtime.Object {
 func TestKubernetesChain(t *testing.T) {
 	up := startStub(t, "example.", "www.example. 300 IN A 192.0.2.1")
 	cs := fake.NewClientset(kubeObjects()...)
-	s, _ := startServer(t, testConfig(t, up.Addr, "kubernetes: {zone: cluster.local, ttl: 5}\n"), Options{KubeClient: cs})
+	s, _ := startServer(t, testConfig(t, up.Addr, "kubernetes: {zone: cluster.local, ttl: 5}\n"), Options{KubeClient: clientsetapi.New(cs)})
 	addr := dnsAddr(t, s)
 	q := func(name string, qtype uint16) *dns.Msg {
 		return resolvertest.Exchange(t, "udp", addr, resolvertest.Query(name, qtype))
@@ -84,7 +86,7 @@ func TestKubernetesReadiness(t *testing.T) {
 		gr := schema.GroupResource{Group: "discovery.k8s.io", Resource: "endpointslices"}
 		return true, nil, apierrors.NewForbidden(gr, "", errors.New("RBAC: may not list"))
 	})
-	s, _ := startServer(t, testConfig(t, up.Addr, "kubernetes: {startupTimeout: 200ms}\n"), Options{KubeClient: cs})
+	s, _ := startServer(t, testConfig(t, up.Addr, "kubernetes: {startupTimeout: 200ms}\n"), Options{KubeClient: clientsetapi.New(cs)})
 	ready := "http://" + s.HTTPAddrs()["ready"].String() + "/ready"
 	eventually(t, "/ready naming the forbidden endpointslices", func() bool {
 		code, body := httpGet(t, ready)
@@ -96,7 +98,7 @@ func TestKubernetesReadiness(t *testing.T) {
 }
 
 func TestKubernetesReload(t *testing.T) {
-	f := newReloadFixture(t, Options{KubeClient: fake.NewClientset(kubeObjects()...)})
+	f := newReloadFixture(t, Options{KubeClient: clientsetapi.New(fake.NewClientset(kubeObjects()...))})
 	web := resolvertest.Query("web.default.svc.cluster.local.", dns.TypeA)
 	if r := resolvertest.Exchange(t, "udp", f.addr, web); r.Rcode != dns.RcodeNameError {
 		t.Fatalf("no index yet: %s, want NXDOMAIN from the stub", dns.RcodeToString[r.Rcode])
@@ -138,7 +140,7 @@ func TestHTTPUpWhileIndexSyncs(t *testing.T) {
 	cs.PrependWatchReactor("*", func(k8stesting.Action) (bool, watch.Interface, error) { <-release; return false, nil, nil })
 
 	logs := &logBuffer{}
-	s, err := New(testConfig(t, up.Addr, "kubernetes: {startupTimeout: 30s}\n"), Options{KubeClient: cs, Logger: logs.Logger()})
+	s, err := New(testConfig(t, up.Addr, "kubernetes: {startupTimeout: 30s}\n"), Options{KubeClient: clientsetapi.New(cs), Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

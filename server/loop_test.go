@@ -10,6 +10,8 @@ import (
 	"github.com/miekg/dns"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/clusterdns/clusterdns/kubeindex/clientsetapi"
+
 	"github.com/clusterdns/clusterdns/resolver/resolvertest"
 )
 
@@ -77,7 +79,7 @@ func TestForwardingLoopThroughRelay(t *testing.T) {
 	up := startStub(t, "example.", "www.example. 300 IN A 192.0.2.1", "ok.example. 300 IN A 192.0.2.2")
 	rl := startRelay(t)
 	cfg := testConfig(t, rl.Addr, "  loopCheck: 100ms\nkubernetes: {zone: cluster.local}\n")
-	s, logs := startServer(t, cfg, Options{KubeClient: fake.NewClientset(kubeObjects()...)})
+	s, logs := startServer(t, cfg, Options{KubeClient: clientsetapi.New(fake.NewClientset(kubeObjects()...))})
 	addr := dnsAddr(t, s)
 	rl.to(addr) // the upstream now forwards back to us
 

@@ -16,10 +16,34 @@ import (
 // New never does; tests call them with their side effects injected.
 
 // setupProcess is what Main applies to the process: client-go logs through
-// log, and the Go memory limit follows the container's.
+// log, the GC runs at gcPercent and the Go memory limit follows the
+// container's.
 func setupProcess(log *slog.Logger) {
 	routeKlog(log)
+	applyGCPercent(log, os.Getenv, debug.SetGCPercent)
 	applyMemoryLimit(log, cgroupRoot, os.Getenv, debug.SetMemoryLimit)
+}
+
+// gcPercent is the GOGC the server runs with: the heap may grow to 1.5x
+// what is live (the index, mostly) before a collection, not the default
+// 2x. Most of the live heap is the index, which is large and changes
+// slowly, while queries leave little garbage (well under 1 KB each): at
+// 10,000 services and 100,000 endpoints the default headroom alone was a
+// third of the resident set. Measured in the load harness at that size,
+// 50 instead of 100 takes about 15 MiB off the steady RSS for a few
+// tenths of a microsecond of CPU per query.
+const gcPercent = 50
+
+// applyGCPercent sets the GC percent to gcPercent unless GOGC is set (the
+// operator's choice wins). It returns the percent set, 0 if none.
+func applyGCPercent(log *slog.Logger, getenv func(string) string, set func(int) int) int {
+	if v := getenv("GOGC"); v != "" {
+		log.Info("GOGC is set; the server's GC percent is not applied", "GOGC", v)
+		return 0
+	}
+	set(gcPercent)
+	log.Debug("GC percent set", "percent", gcPercent)
+	return gcPercent
 }
 
 // routeKlog sends client-go's klog output through log, so the process writes

@@ -62,6 +62,26 @@ func TestApplyMemoryLimit(t *testing.T) {
 	}
 }
 
+func TestApplyGCPercent(t *testing.T) {
+	for _, env := range []string{"", "200", "off"} {
+		logs := &logBuffer{}
+		set := -1
+		getenv := func(k string) string {
+			if k == "GOGC" {
+				return env
+			}
+			return ""
+		}
+		got := applyGCPercent(logs.Logger(), getenv, func(n int) int { set = n; return 100 })
+		switch {
+		case env == "" && (got != gcPercent || set != gcPercent):
+			t.Errorf("GOGC unset: returned %d, set %d; want %d", got, set, gcPercent)
+		case env != "" && (got != 0 || set != -1 || !strings.Contains(logs.String(), "GOGC is set")):
+			t.Errorf("GOGC=%s: returned %d, set %d, log %q; want the operator's choice kept and logged", env, got, set, logs)
+		}
+	}
+}
+
 func TestKlogRoutedToSlog(t *testing.T) {
 	logs := &logBuffer{}
 	routeKlog(logs.Logger())

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/clusterdns/clusterdns/kubeindex"
 	"github.com/clusterdns/clusterdns/server/frontend"
 )
 
@@ -34,8 +34,9 @@ type Options struct {
 	// binary's build info.
 	Version string
 	// KubeClient, when set, is the API client of the cluster index instead
-	// of one built from kubernetes.kubeconfig (tests pass a fake).
-	KubeClient kubernetes.Interface
+	// of one built from kubernetes.kubeconfig (tests pass a fake clientset
+	// through kubeindex/clientsetapi).
+	KubeClient kubeindex.API
 	// ConfigFile is re-read on SIGHUP and polled for changes; "" means
 	// there is no file (the embedded default): nothing to reload.
 	ConfigFile string
