@@ -62,7 +62,7 @@ func (s *Store) buildInformers() {
 		s.add(resEndpointSlices, ns, s.newLister(resEndpointSlices, "EndpointSliceList", ns, decodeAs[discoveryv1.EndpointSlice]()),
 			&discoveryv1.EndpointSlice{}, s.tr.slice, s.sliceHandler())
 		if s.cfg.Pods == PodsVerified {
-			l := s.newLister(resPods, "PodList", ns, decodeAs[corev1.Pod]())
+			l := s.newLister(resPods, "PodList", ns, decodePod)
 			// Finished pods hold no IP any more (the transform checks too:
 			// not every server, nor the fake clientset, honours this).
 			l.tweak = func(o *metav1.ListOptions) {
@@ -88,7 +88,7 @@ func (s *Store) add(resource, ns string, l *lister, example runtime.Object, tf c
 	inf := cache.NewSharedIndexInformerWithOptions(l.listerWatcher(s.client), example, cache.SharedIndexInformerOptions{})
 	w.inf = inf
 	tf = reuseUnchanged(inf.GetStore(), tf)
-	l.tf, l.log, l.listed = tf, s.log, s.rel.listed
+	l.tf, l.log, l.listed, l.known = tf, s.log, s.rel.listed, inf.GetStore()
 	// These only fail on an informer that already runs; ours are new.
 	reg, err := inf.AddEventHandler(h)
 	w.reg = reg

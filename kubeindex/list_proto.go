@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -38,10 +39,12 @@ var errBadProtobuf = errors.New("kubeindex: malformed protobuf list")
 const maxProtoField = 64 << 20
 
 const (
-	wireVarint = 0
-	wire64     = 1
-	wireBytes  = 2
-	wire32     = 5
+	wireVarint     = 0
+	wire64         = 1
+	wireBytes      = 2
+	wireStartGroup = 3
+	wireEndGroup   = 4
+	wire32         = 5
 )
 
 // protoReader reads protobuf wire data from a stream, counting what it has
@@ -257,4 +260,158 @@ func (p *protoReader) list(n int64, item func([]byte) error) (metav1.ListMeta, e
 		return meta, fmt.Errorf("%w: list overruns its length", errBadProtobuf)
 	}
 	return meta, nil
+}
+
+// decodePod decodes from a protobuf Pod only what the pod transform and
+// reuseUnchanged read: name, namespace, resourceVersion, phase and IPs. A
+// listed Pod decoded whole is several KiB (spec, managedFields, container
+// statuses) for the few dozen bytes a storedPod keeps; at 50,000 pods a
+// list would churn hundreds of MiB through the heap (the initial list, and
+// the pods that changed before a relist: lister.unchanged skips the rest),
+// with the GC running behind it and the heap overshooting its goal. Watch
+// events still decode whole Pods, one at a time.
+//
+// Field numbers (k8s.io/api/core/v1/generated.proto): Pod {1: metadata,
+// 3: status}; ObjectMeta {1: name, 3: namespace, 6: resourceVersion};
+// PodStatus {1: phase, 6: podIP, 12: podIPs}; PodIP {1: ip}. As with the
+// generated Unmarshal, the last of a repeated scalar wins.
+func decodePod(b []byte) (runtime.Object, error) {
+	p := &corev1.Pod{}
+	err := eachBytesField(b, func(field uint64, v []byte) error {
+		switch field {
+		case 1:
+			return eachBytesField(v, func(field uint64, v []byte) error {
+				switch field {
+				case 1:
+					p.Name = string(v)
+				case 3:
+					p.Namespace = string(v)
+				case 6:
+					p.ResourceVersion = string(v)
+				}
+				return nil
+			})
+		case 3:
+			return eachBytesField(v, func(field uint64, v []byte) error {
+				switch field {
+				case 1:
+					p.Status.Phase = corev1.PodPhase(v)
+				case 6:
+					p.Status.PodIP = string(v)
+				case 12:
+					var ip corev1.PodIP
+					err := eachBytesField(v, func(field uint64, v []byte) error {
+						if field == 1 {
+							ip.IP = string(v)
+						}
+						return nil
+					})
+					p.Status.PodIPs = append(p.Status.PodIPs, ip)
+					return err
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// peekMeta returns the namespace, name and resourceVersion of an encoded
+// object (ObjectMeta is field 1 of every object) without decoding it; the
+// slices point into b.
+func peekMeta(b []byte) (ns, name, rv []byte, err error) {
+	err = eachBytesField(b, func(field uint64, v []byte) error {
+		if field != 1 {
+			return nil
+		}
+		return eachBytesField(v, func(field uint64, v []byte) error {
+			switch field {
+			case 1:
+				name = v
+			case 3:
+				ns = v
+			case 6:
+				rv = v
+			}
+			return nil
+		})
+	})
+	return ns, name, rv, err
+}
+
+// eachBytesField calls fn with the number and value of each
+// length-delimited field of message b, in order, and checks that the other
+// fields are well formed. It accepts what the generated (gogo) Unmarshal
+// skips, groups included, so that decodePod refuses nothing Unmarshal takes.
+func eachBytesField(b []byte, fn func(field uint64, v []byte) error) error {
+	depth := 0 // of groups being skipped
+	for len(b) > 0 {
+		tag, n := gogoVarint(b)
+		if n == 0 {
+			return fmt.Errorf("%w: bad field tag", errBadProtobuf)
+		}
+		b = b[n:]
+		field := int32(tag >> 3) // as the generated code truncates it
+		if depth == 0 && field <= 0 {
+			return fmt.Errorf("%w: field number %d", errBadProtobuf, field)
+		}
+		switch wire := int(tag & 7); wire {
+		case wireVarint:
+			if _, n = gogoVarint(b); n == 0 {
+				return fmt.Errorf("%w: bad varint", errBadProtobuf)
+			}
+			b = b[n:]
+		case wire64, wire32:
+			w := 8
+			if wire == wire32 {
+				w = 4
+			}
+			if len(b) < w {
+				return fmt.Errorf("%w: %w", errBadProtobuf, io.ErrUnexpectedEOF)
+			}
+			b = b[w:]
+		case wireBytes:
+			l, n := gogoVarint(b)
+			if n == 0 || l > uint64(len(b)-n) {
+				return fmt.Errorf("%w: %w", errBadProtobuf, io.ErrUnexpectedEOF)
+			}
+			v := b[n : n+int(l)]
+			b = b[n+int(l):]
+			if depth == 0 {
+				if err := fn(uint64(field), v); err != nil {
+					return err
+				}
+			}
+		case wireStartGroup:
+			depth++
+		case wireEndGroup:
+			if depth == 0 {
+				return fmt.Errorf("%w: unexpected end of group", errBadProtobuf)
+			}
+			depth--
+		default:
+			return fmt.Errorf("%w: wire type %d", errBadProtobuf, wire)
+		}
+	}
+	if depth != 0 {
+		return fmt.Errorf("%w: %w", errBadProtobuf, io.ErrUnexpectedEOF)
+	}
+	return nil
+}
+
+// gogoVarint reads a varint the way the generated code does: at most ten
+// bytes, the excess bits of the tenth dropped. n is 0 if b ends first or
+// the varint is longer.
+func gogoVarint(b []byte) (v uint64, n int) {
+	for i := 0; i < 10 && i < len(b); i++ {
+		v |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i] < 0x80 {
+			return v, i + 1
+		}
+	}
+	return 0, 0
 }

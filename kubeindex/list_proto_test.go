@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -146,5 +148,123 @@ func FuzzReadProtoList(f *testing.F) {
 	f.Add(append(append([]byte{}, protoMagic...), 0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0xfe, 0xff, 0xff, 0xff, 0x0f))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _, _ = readServices(data, "ServiceList")
+	})
+}
+
+// fullPod is a Pod with everything a real one carries, so that decodePod
+// must skip spec, managedFields and the rest.
+func fullPod() *corev1.Pod {
+	yes := true
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "web-7d4b9c-x2x9z", Namespace: "Prod", ResourceVersion: "123456", UID: "u-1",
+			Labels:          map[string]string{"app": "web"},
+			Annotations:     map[string]string{"a": strings.Repeat("x", 300)},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-7d4b9c", UID: "u-2", Controller: &yes}},
+			ManagedFields: []metav1.ManagedFieldsEntry{{
+				Manager: "kubelet", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1",
+				FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:status":{"f:podIP":{}}}`),
+			}},
+		},
+		Spec: corev1.PodSpec{
+			NodeName:   "node-1",
+			Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1", Env: []corev1.EnvVar{{Name: "A", Value: "b"}}}},
+		},
+		Status: corev1.PodStatus{
+			Phase:             corev1.PodRunning,
+			HostIP:            "192.0.2.1",
+			PodIP:             "10.1.2.3",
+			PodIPs:            []corev1.PodIP{{IP: "10.1.2.3"}, {IP: "fd00::3"}},
+			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Ready: true, RestartCount: 2, Image: "registry.invalid/app:1"}},
+		},
+	}
+}
+
+// decodeBoth decodes b with decodePod and with the generated Unmarshal and
+// returns what the pod transform makes of each.
+func decodeBoth(tb testing.TB, b []byte) (slim, whole *storedPod, slimErr, wholeErr error) {
+	tb.Helper()
+	tr := newTestTransformer(false)
+	if o, err := decodePod(b); err == nil {
+		st, _ := tr.pod(o)
+		slim = st.(*storedPod)
+	} else {
+		slimErr = err
+	}
+	if o, err := decodeAs[corev1.Pod]()(b); err == nil {
+		st, _ := tr.pod(o)
+		whole = st.(*storedPod)
+	} else {
+		wholeErr = err
+	}
+	return slim, whole, slimErr, wholeErr
+}
+
+func TestDecodePod(t *testing.T) {
+	legacy := fullPod()
+	legacy.Status.PodIPs = nil
+	done := fullPod()
+	done.Status.Phase = corev1.PodSucceeded
+	bad := fullPod()
+	bad.Status.PodIPs = []corev1.PodIP{{IP: "not-an-ip"}, {IP: "10.9.9.9"}}
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		want storedPod
+	}{
+		{"dual stack", fullPod(), storedPod{namespace: "prod", key: "Prod/web-7d4b9c-x2x9z", rv: "123456",
+			ips: [2]netip.Addr{netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("fd00::3")}}},
+		{"podIP only", legacy, storedPod{namespace: "prod", key: "Prod/web-7d4b9c-x2x9z", rv: "123456",
+			ips: [2]netip.Addr{netip.MustParseAddr("10.1.2.3")}}},
+		{"succeeded", done, storedPod{namespace: "prod", key: "Prod/web-7d4b9c-x2x9z", rv: "123456"}},
+		{"invalid IP skipped", bad, storedPod{namespace: "prod", key: "Prod/web-7d4b9c-x2x9z", rv: "123456",
+			ips: [2]netip.Addr{netip.MustParseAddr("10.9.9.9")}}},
+		{"empty", &corev1.Pod{}, storedPod{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := tc.pod.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			slim, whole, slimErr, wholeErr := decodeBoth(t, b)
+			if slimErr != nil || wholeErr != nil {
+				t.Fatalf("decode: %v, %v", slimErr, wholeErr)
+			}
+			if *slim != tc.want || *whole != tc.want {
+				t.Errorf("decodePod: %+v\nUnmarshal: %+v\nwant:      %+v", *slim, *whole, tc.want)
+			}
+			for n := range len(b) - 1 { // every cut is either an error or a valid shorter message
+				if _, err := decodePod(b[:n]); err != nil && !errors.Is(err, errBadProtobuf) {
+					t.Fatalf("cut at %d: %v, not errBadProtobuf", n, err)
+				}
+			}
+		})
+	}
+}
+
+// FuzzDecodePod: wherever the generated Unmarshal accepts a Pod, decodePod
+// accepts it too and the pod transform makes the same stored pod of both.
+// (decodePod may accept what Unmarshal rejects, e.g. a malformed field it
+// skips.)
+func FuzzDecodePod(f *testing.F) {
+	b, err := fullPod().Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		slim, whole, slimErr, wholeErr := decodeBoth(t, b)
+		if wholeErr != nil {
+			return
+		}
+		if slimErr != nil {
+			t.Fatalf("decodePod: %v; Unmarshal accepted it", slimErr)
+		}
+		if *slim != *whole {
+			t.Fatalf("decodePod: %+v\nUnmarshal: %+v", *slim, *whole)
+		}
 	})
 }

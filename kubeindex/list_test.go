@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -449,5 +450,56 @@ func TestStoreStreamingList(t *testing.T) {
 	storeEventually(t, "a release after the second streaming list", func() bool { return freed.Load() == 2 })
 	if streams.Load() != 5 || lists.Load() != 0 {
 		t.Errorf("%d streaming lists and %d lists, want 5 and 0", streams.Load(), lists.Load())
+	}
+}
+
+// TestListerSkipsDecodingUnchanged: a streamed list takes an object the
+// informer holds at the same resourceVersion from its store, undecoded, and
+// decodes the others (changed, new, or under another namespace).
+func TestListerSkipsDecodingUnchanged(t *testing.T) {
+	objs := testAPIObjects(4)
+	svcs := objs["/api/v1/services"].(*corev1.ServiceList)
+	svcs.Items[2].Namespace = "other"
+	api := &fakeAPI{lists: objs}
+	l := serviceLister(api.start(t), nil)
+	var decoded []string
+	dec := l.decode
+	l.decode = func(b []byte) (runtime.Object, error) {
+		o, err := dec(b)
+		if err == nil {
+			decoded = append(decoded, o.(*corev1.Service).Name)
+		}
+		return o, err
+	}
+	l.known = cache.NewStore(cache.MetaNamespaceKeyFunc)
+	held := map[string]any{}
+	for i, rv := range []string{"1", "0", "1"} { // svc-1 changed since; svc-2 held under ns
+		svc := testService("ns", fmt.Sprintf("svc-%d", i), "10.9.9.9")
+		svc.ResourceVersion = rv
+		st, _ := l.tf(svc)
+		held[svc.Name] = st
+		if err := l.known.Add(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	obj, err := l.List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := obj.(*metainternalversion.List).Items
+	if len(items) != 4 {
+		t.Fatalf("%d items, want 4", len(items))
+	}
+	if items[0] != held["svc-0"] {
+		t.Errorf("svc-0 = %#v, want the held object", items[0])
+	}
+	if want := []string{"svc-1", "svc-2", "svc-3"}; !slices.Equal(decoded, want) {
+		t.Errorf("decoded %v, want %v", decoded, want)
+	}
+	for i, it := range items[1:] {
+		if it == held[fmt.Sprintf("svc-%d", i+1)] {
+			t.Errorf("item %d: held object reused", i+1)
+		}
 	}
 }

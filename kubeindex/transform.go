@@ -40,10 +40,17 @@ type storedSlice struct {
 }
 
 // storedPod is a transformed core/v1 Pod: at most one IP per family.
+//
+// It carries its informer cache key ("namespace/name") instead of its name,
+// and reports it as its name with an empty namespace: client-go keys an
+// object with GetNamespace()+"/"+GetName(), a new string every time, and a
+// relist keys every pod several times (the FIFO, the replace, the new store
+// map, which keeps its keys). With the key as the name, every one of those
+// is this string. Nothing reads the pod name on its own.
 type storedPod struct {
 	metaStub
-	namespace, name, rv string
-	ips                 [2]netip.Addr // zero Addr = unused
+	namespace, key, rv string
+	ips                [2]netip.Addr // zero Addr = unused
 }
 
 // storedNamespace is a transformed core/v1 Namespace.
@@ -252,12 +259,15 @@ func (t *transformer) pod(obj any) (any, error) {
 		return obj, nil
 	}
 	st := t.newPod(p)
-	packStrings(&st.name, &st.rv)
+	packStrings(&st.key, &st.rv)
 	return st, nil
 }
 
 func (t *transformer) newPod(p *corev1.Pod) *storedPod {
-	st := &storedPod{namespace: t.strs.get(strings.ToLower(p.Namespace)), name: p.Name, rv: p.ResourceVersion}
+	st := &storedPod{namespace: t.strs.get(strings.ToLower(p.Namespace)), key: p.Name, rv: p.ResourceVersion}
+	if p.Namespace != "" {
+		st.key = p.Namespace + "/" + p.Name // cache.ObjectName's String
+	}
 	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 		return st // a finished pod's IPs may already belong to another pod
 	}

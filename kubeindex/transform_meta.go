@@ -77,8 +77,9 @@ func (s *storedSlice) GetNamespace() string       { return s.namespace }
 func (s *storedSlice) GetName() string            { return s.name }
 func (s *storedSlice) GetResourceVersion() string { return s.rv }
 
-func (p *storedPod) GetNamespace() string       { return p.namespace }
-func (p *storedPod) GetName() string            { return p.name }
+// GetNamespace and GetName make the pod's cache key its name (see storedPod).
+func (p *storedPod) GetNamespace() string       { return "" }
+func (p *storedPod) GetName() string            { return p.key }
 func (p *storedPod) GetResourceVersion() string { return p.rv }
 
 func (n *storedNamespace) GetNamespace() string       { return "" }

@@ -46,4 +46,5 @@ fuzz ./server FuzzChain
 fuzz ./server FuzzParseConfig
 fuzz ./server/frontend FuzzParse
 fuzz ./kubeindex FuzzNames
+fuzz ./kubeindex FuzzDecodePod
 fuzz ./forward FuzzMatches
