@@ -165,8 +165,8 @@ func (s *sink) send(_ *query, frame []byte) error {
 func (s *sink) localAddr() net.Addr { return nil }
 func (s *sink) finished(*query)     { s.done <- struct{}{} }
 
-// fixedAnswer writes one prebuilt reply to every query, as a cache hit does.
-func fixedAnswer(tb testing.TB) resolver.Handler {
+// webReply is the one-address reply the benchmark handlers answer with.
+func webReply(tb testing.TB) *dns.Msg {
 	reply := new(dns.Msg)
 	reply.Response = true
 	reply.Question = []dns.Question{{Name: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Qclass: dns.ClassINET}}
@@ -175,6 +175,12 @@ func fixedAnswer(tb testing.TB) resolver.Handler {
 		tb.Fatal(err)
 	}
 	reply.Answer = []dns.RR{rr}
+	return reply
+}
+
+// fixedAnswer writes one prebuilt reply to every query, as a cache hit does.
+func fixedAnswer(tb testing.TB) resolver.Handler {
+	reply := webReply(tb)
 	return resolver.HandlerFunc{N: "fixed", F: func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 		return dns.RcodeSuccess, w.WriteMsg(reply)
 	}}
@@ -185,15 +191,7 @@ func fixedAnswer(tb testing.TB) resolver.Handler {
 type wireAnswer struct{ b []byte }
 
 func newWireAnswer(tb testing.TB) *wireAnswer {
-	reply := new(dns.Msg)
-	reply.Response = true
-	reply.Question = []dns.Question{{Name: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Qclass: dns.ClassINET}}
-	rr, err := dns.NewRR("web.default.svc.cluster.local. 5 IN A 10.0.0.1")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	reply.Answer = []dns.RR{rr}
-	return &wireAnswer{b: packed(tb, reply)}
+	return &wireAnswer{b: packed(tb, webReply(tb))}
 }
 
 func (a *wireAnswer) Name() string { return "wire" }
